@@ -1,0 +1,49 @@
+"""Shared test fixtures: device/dtype selection and the location of ../shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT_ROOT.parent / "shared"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--device", default="cpu", help="torch device the tests run on (cpu or cuda)")
+    parser.addoption("--dtype", default="float32", help="floating dtype the tests use")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> None:
+    # Decode and encode threads share 2 cores with torch in the tests; one torch thread avoids oversubscription.
+    torch.set_num_threads(1)
+
+
+@pytest.fixture
+def device(request: pytest.FixtureRequest) -> torch.device:
+    dev = torch.device(request.config.getoption("--device"))
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        pytest.skip("--device cuda given but no CUDA device is available")
+    return dev
+
+
+@pytest.fixture
+def dtype(request: pytest.FixtureRequest) -> torch.dtype:
+    return getattr(torch, request.config.getoption("--dtype"))
+
+
+def shared_path(*parts: str) -> Path:
+    """Path inside ../shared, skipping the calling test with a clear reason where it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the shared fixtures live in ../shared beside the project (CI always has it)")
+    return path
+
+
+@pytest.fixture
+def shared() -> type:
+    """Gives tests `shared("parity", "harmonizer", "cases.npz")` with a skip where ../shared is absent."""
+    return shared_path  # type: ignore[return-value]
