@@ -1,0 +1,57 @@
+"""Differentiable white-box colour filters of Harmonizer, their chain, and the final composite.
+
+Every function takes ``image`` (B, 3, H, W) float RGB in [0, 1] and per-image amounts; the chain
+takes raw ``args`` (B, 6) in :data:`FILTER_NAMES` order and clamps them to [-1, 1].
+"""
+
+from __future__ import annotations
+
+from vidharm.filters._adjust import (
+    adjust_brightness,
+    adjust_contrast,
+    adjust_highlight,
+    adjust_saturation,
+    adjust_shadow,
+    adjust_temperature,
+)
+from vidharm.filters._chain import (
+    AUGMENT_RANGES,
+    FILTER_NAMES,
+    NUM_ARGS,
+    NUM_STATS,
+    apply_filters,
+    composite,
+    measure_filter_stats,
+)
+from vidharm.filters._modules import (
+    AdjustBrightness,
+    AdjustContrast,
+    AdjustHighlight,
+    AdjustSaturation,
+    AdjustShadow,
+    AdjustTemperature,
+    ApplyFilters,
+)
+
+__all__ = [
+    "FILTER_NAMES",
+    "NUM_ARGS",
+    "NUM_STATS",
+    "AUGMENT_RANGES",
+    "adjust_temperature",
+    "adjust_brightness",
+    "adjust_contrast",
+    "adjust_saturation",
+    "adjust_highlight",
+    "adjust_shadow",
+    "measure_filter_stats",
+    "apply_filters",
+    "composite",
+    "AdjustTemperature",
+    "AdjustBrightness",
+    "AdjustContrast",
+    "AdjustSaturation",
+    "AdjustHighlight",
+    "AdjustShadow",
+    "ApplyFilters",
+]
