@@ -1,0 +1,31 @@
+"""Video and image I/O: streaming PyAV decode/encode with explicit colour handling, audio remux, atomic outputs.
+
+Frames stream through generators (a clip is never held in memory); ``prefetch`` runs a stage in a thread
+behind a bounded queue. Outputs go to a hidden temp file and are renamed into place only when complete.
+Colour matrix and range are always passed to swscale explicitly, from the stream's tags (untagged YUV is
+read as BT.601 limited range, ffmpeg's own assumption).
+"""
+
+from __future__ import annotations
+
+from vidharm.io._atomic import atomic_path
+from vidharm.io._color import ColorTags
+from vidharm.io._decode import count_frames, probe_video, read_frames
+from vidharm.io._encode import VideoWriter
+from vidharm.io._images import read_image, write_image
+from vidharm.io._prefetch import prefetch
+from vidharm.io._types import VideoFrame, VideoInfo
+
+__all__ = [
+    "ColorTags",
+    "VideoInfo",
+    "VideoFrame",
+    "probe_video",
+    "read_frames",
+    "count_frames",
+    "VideoWriter",
+    "read_image",
+    "write_image",
+    "atomic_path",
+    "prefetch",
+]

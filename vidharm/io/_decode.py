@@ -1,0 +1,360 @@
+"""Streaming decode with PyAV (or decord): clip facts, frames as RGB arrays, exact frame counts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+
+from vidharm.errors import InputError, UsageError
+from vidharm.io._color import merge_tags, sws_matrix, sws_range, tags_from_codes
+from vidharm.io._types import VideoFrame, VideoInfo
+
+__all__ = ["probe_video", "read_frames", "count_frames"]
+
+_log = logging.getLogger(__name__)
+
+DECODERS = ("pyav", "decord")
+
+
+def check_input_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a Path, or InputError when it is missing or a folder."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file; check the path (expected a video file such as clip.mp4)")
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder, expected a video file; name the clip inside it")
+    return p
+
+
+def _open_input(path: Path) -> Any:
+    try:
+        return av.open(str(path), "r")
+    except av.error.FFmpegError as exc:
+        raise InputError(
+            f"{path}: not a readable media file or its header is corrupt ({exc.strerror or exc}); "
+            "check that it is a complete video (re-export or re-download it)"
+        ) from exc
+
+
+def _video_stream(container: Any, path: Path) -> Any:
+    if not container.streams.video:
+        kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams at all; an empty clip?"
+        raise InputError(f"{path}: has no video stream (found: {kinds}); give a video file, not audio/data")
+    return container.streams.video[0]
+
+
+def _decode_packet(stream: Any, packet: Any, path: Path, index: int) -> list[Any]:
+    try:
+        return list(packet.decode())
+    except av.error.FFmpegError as exc:
+        raise InputError(
+            f"{path}: decoding failed at frame {index} ({exc.strerror or exc}); the clip is damaged, "
+            "re-export it or cut it before that frame"
+        ) from exc
+
+
+def _demux(container: Any, stream: Any, path: Path, reached: Callable[[], int]) -> Iterator[Any]:
+    """The stream's packets, turning read errors into InputError naming the frame ``reached()`` reports."""
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.error.FFmpegError as exc:
+            raise InputError(
+                f"{path}: reading failed near frame {reached()} ({exc.strerror or exc}); the file is damaged or "
+                "truncated, re-export or re-download it"
+            ) from exc
+        yield packet
+
+
+def _stated_duration_s(stream: Any) -> float | None:
+    """The video stream's own stated duration: stream duration, else Matroska's per-stream DURATION tag."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")
+    if tag:
+        m = re.fullmatch(r"(\d+):(\d+):(\d+(?:\.\d+)?)", tag.strip())
+        if m:
+            return int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
+    return None
+
+
+class _Completeness:
+    """Tracks demuxed video packets to tell a complete stream from a truncated one at EOF."""
+
+    def __init__(self, container: Any, stream: Any) -> None:
+        self.stream = stream
+        # mp4/mov sample tables count frames. AVI's length counts time-base ticks, which are frames only when
+        # the time base is one frame, and even then include the ticks the muxer shifted the stream by (B-frame
+        # delay, audio pre-roll): allow a few. Matroska states a per-stream duration instead. Other formats
+        # (MPEG-TS, ...) may estimate theirs from the bit rate, so they get no check.
+        name = container.format.name
+        one_frame_ticks = bool(stream.average_rate) and stream.time_base * stream.average_rate == 1
+        stated = "mp4" in name or (name == "avi" and one_frame_ticks)
+        self.stated_frames = int(stream.frames or 0) if stated else 0
+        self.frame_slack = 4 if name == "avi" else 0
+        self.use_duration = name.startswith("matroska")
+        self.packets = 0  # every real packet, including empty (dropped) frames and ones an edit list discards
+        self.counted = 0  # non-empty packets the decoder presents
+        self.end_s: float | None = None
+
+    def add(self, packet: Any) -> None:
+        if packet.size == 0 and packet.dts is None:  # the demuxer's final flush packet
+            return
+        self.packets += 1
+        if packet.size and not getattr(packet, "is_discard", False):
+            self.counted += 1
+        ts = packet.pts if packet.pts is not None else packet.dts
+        tb = packet.time_base or self.stream.time_base
+        if ts is not None and tb:
+            end = float((ts + (packet.duration or 0)) * tb)
+            self.end_s = end if self.end_s is None else max(self.end_s, end)
+
+    def check(self, path: Path, frames_seen: int) -> None:
+        """Raise InputError when the container promises more than its data held."""
+        if self.stated_frames:
+            if self.packets + self.frame_slack < self.stated_frames:
+                raise InputError(
+                    f"{path}: truncated: the container lists {self.stated_frames} frames but its data ends after "
+                    f"{self.packets}, breaking at frame {frames_seen}; re-export or re-download the clip"
+                )
+            return
+        duration = _stated_duration_s(self.stream) if self.use_duration else None
+        rate = self.stream.average_rate or self.stream.guessed_rate
+        if duration is None or not rate or self.end_s is None:
+            return
+        # Two frame intervals of slack: the stated duration may round up the last frame's duration.
+        slack = 2.0 / float(rate) + 1e-3
+        start_s = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time is not None else 0.0
+        if self.end_s - start_s < duration - slack:
+            raise InputError(
+                f"{path}: truncated: the stream states {duration:.3f} s but its data ends at "
+                f"{self.end_s - start_s:.3f} s, breaking at frame {frames_seen}; re-export or re-download the clip"
+            )
+
+
+def _frame_info(path: Path, container: Any, stream: Any, frame: Any) -> VideoInfo:
+    cc = stream.codec_context
+    fmt = frame.format
+    stream_tags = tags_from_codes(cc.color_primaries, cc.color_trc, cc.colorspace, cc.color_range)
+    frame_tags = tags_from_codes(frame.color_primaries, frame.color_trc, frame.colorspace, frame.color_range)
+    fps = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not fps:
+        raise InputError(
+            f"{path}: the video stream states no frame rate; remux it with ffmpeg -r RATE -i IN -c copy OUT"
+        )
+    duration_s = _stated_duration_s(stream)
+    if duration_s is None and container.duration:
+        duration_s = container.duration / av.time_base
+    return VideoInfo(
+        path=path,
+        width=int(frame.width),
+        height=int(frame.height),
+        fps=Fraction(fps),
+        time_base=Fraction(stream.time_base),
+        num_frames=int(stream.frames) or None,
+        duration_s=duration_s,
+        codec=cc.name,
+        pix_fmt=fmt.name,
+        bit_depth=max(c.bits for c in fmt.components),
+        has_alpha=any(c.is_alpha for c in fmt.components),
+        color=merge_tags(frame_tags, stream_tags),
+        has_audio=bool(container.streams.audio),
+        rotation_deg=int(round(frame.rotation or 0)),
+    )
+
+
+def _rgb_converter(info: VideoInfo) -> tuple[str, dict[str, str]]:
+    """Target format and explicit swscale arguments for turning decoded frames into RGB."""
+    target = "rgb48le" if info.bit_depth > 8 else "rgb24"
+    if av.VideoFormat(info.pix_fmt).is_rgb:
+        return target, {}
+    return target, {
+        "src_colorspace": sws_matrix(info.color.matrix, path=info.path),
+        "src_color_range": sws_range(info.color.range, info.pix_fmt),
+    }
+
+
+def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+    """Describe a clip's first video stream, decoding only its first frame.
+
+    Colour tags come from the first frame, falling back to the stream's codec parameters; the rotation comes
+    from the display-matrix side data.
+
+    Args:
+        path: a video file PyAV can open (mp4, mov, mkv, avi, ...).
+
+    Returns:
+        The clip's VideoInfo.
+
+    Raises:
+        InputError: the file is missing, a folder, not a media file, has no video stream or no decodable frame.
+
+    Example:
+        >>> import tempfile
+        >>> from vidharm.io._synth import write_test_clip
+        >>> clip = write_test_clip(Path(tempfile.mkdtemp()) / "clip.mp4", num_frames=3)
+        >>> info = probe_video(clip)
+        >>> info.width, info.height, info.num_frames, info.color.matrix, info.pix_fmt
+        (64, 48, 3, 'bt709', 'yuv420p')
+    """
+    p = check_input_path(path)
+    with _open_input(p) as container:
+        stream = _video_stream(container, p)
+        for packet in _demux(container, stream, p, lambda: 0):
+            for frame in _decode_packet(stream, packet, p, 0):
+                return _frame_info(p, container, stream, frame)
+        raise InputError(f"{p}: the video stream has no decodable frames (empty clip); give a clip with frames")
+
+
+def _check_range(start: int, stop: int | None) -> None:
+    if isinstance(start, bool) or not isinstance(start, int) or start < 0:
+        raise UsageError(f"start must be an int >= 0, got {start!r}; frames count from 0")
+    if stop is not None and (isinstance(stop, bool) or not isinstance(stop, int) or stop < start):
+        raise UsageError(f"stop must be None or an int >= start ({start}), got {stop!r}; [start, stop) is half-open")
+
+
+def read_frames(
+    path: str | os.PathLike[str], *, start: int = 0, stop: int | None = None, decoder: str = "pyav"
+) -> Iterator[VideoFrame]:
+    """Decode a clip frame by frame into RGB arrays, streaming (the clip is never held in memory).
+
+    Frames are numbered from 0 in presentation order, counting every decoded frame; ``[start, stop)`` selects
+    (frames before ``start`` are decoded and dropped). The YUV->RGB conversion uses the matrix and range the
+    stream is tagged with, passed to swscale explicitly; an untagged stream is read as BT.601 limited range
+    (full range for ``yuvj*`` formats), which is what ffmpeg itself assumes. RGB-coded streams (ffv1/gbrp,
+    libx264rgb) are repacked without any matrix. Alpha is dropped.
+
+    Args:
+        path: the clip.
+        start: first frame number to yield, >= 0.
+        stop: one past the last frame number to yield, or None for the end; beyond the end means the end.
+        decoder: ``"pyav"`` (default), or ``"decord"`` (optional extra, 8-bit sources only).
+
+    Yields:
+        VideoFrame with ``image`` (H, W, 3) RGB, uint8 in [0, 255] for 8-bit sources and uint16 in
+        [0, 65535] (rgb48) for deeper ones, and the source ``pts``/``time_base``.
+
+    Raises:
+        InputError: the file is missing, not a media file, has no video stream or no decodable frames, has
+            fewer than ``start + 1`` frames, or is truncated/damaged (raised after the frames before the break).
+        UsageError: bad ``start``/``stop``/``decoder``, or decord requested but not installed.
+
+    Example:
+        >>> import tempfile
+        >>> from vidharm.io._synth import write_test_clip
+        >>> clip = write_test_clip(Path(tempfile.mkdtemp()) / "clip.mp4", num_frames=5)
+        >>> [(f.index, f.pts, f.image.shape, f.image.dtype.name) for f in read_frames(clip, start=3)]
+        [(3, 1536, (48, 64, 3), 'uint8'), (4, 2048, (48, 64, 3), 'uint8')]
+    """
+    _check_range(start, stop)
+    if decoder not in DECODERS:
+        raise UsageError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+    p = check_input_path(path)
+    if decoder == "decord":
+        return _read_decord(p, start, stop)
+    return _read_pyav(p, start, stop)
+
+
+def _read_pyav(path: Path, start: int, stop: int | None) -> Iterator[VideoFrame]:
+    with _open_input(path) as container:
+        stream = _video_stream(container, path)
+        stream.thread_type = "AUTO"
+        tracker = _Completeness(container, stream)
+        target: str | None = None
+        sws: dict[str, str] = {}
+        index = 0
+        for packet in _demux(container, stream, path, lambda: index):  # noqa: B023 (late binding wanted)
+            tracker.add(packet)
+            for frame in _decode_packet(stream, packet, path, index):
+                if target is None:
+                    target, sws = _rgb_converter(_frame_info(path, container, stream, frame))
+                if index >= start:
+                    image = frame.reformat(format=target, **sws).to_ndarray()
+                    yield VideoFrame(index, frame.pts, Fraction(frame.time_base or stream.time_base), image)
+                index += 1
+                if stop is not None and index >= stop:
+                    return
+        if index == 0:
+            raise InputError(f"{path}: the video stream has no decodable frames (empty clip); give a clip with frames")
+        tracker.check(path, index)
+        if index <= start:
+            raise InputError(f"{path}: has {index} frames, so start={start} is past the end; use start < {index}")
+
+
+def _read_decord(path: Path, start: int, stop: int | None) -> Iterator[VideoFrame]:
+    try:
+        import decord
+    except ImportError:
+        raise UsageError(
+            "decoder='decord' needs the decord package, which is not installed; "
+            "install with pip install vidharm[decord]"
+        ) from None
+    info = probe_video(path)
+    if info.bit_depth > 8:
+        raise UsageError(
+            f"{path}: is {info.bit_depth}-bit and decord only gives 8-bit RGB; use decoder='pyav' to keep the depth"
+        )
+    return _decord_frames(decord, path, info, start, stop)
+
+
+def _decord_frames(decord: Any, path: Path, info: VideoInfo, start: int, stop: int | None) -> Iterator[VideoFrame]:
+    try:
+        reader = decord.VideoReader(str(path), ctx=decord.cpu(0))
+    except Exception as exc:  # decord raises its own DECORDError for anything it cannot open
+        raise InputError(f"{path}: decord cannot open it ({exc}); try decoder='pyav'") from exc
+    total = len(reader)
+    if start >= total:
+        raise InputError(f"{path}: has {total} frames, so start={start} is past the end; use start < {total}")
+    end = total if stop is None else min(stop, total)
+    if start:
+        reader.skip_frames(start)
+    for index in range(start, end):
+        image = reader.next().asnumpy()
+        seconds = float(reader.get_frame_timestamp(index)[0])
+        pts = int(round(Fraction(seconds) / info.time_base))
+        yield VideoFrame(index, pts, info.time_base, np.ascontiguousarray(image))
+
+
+def count_frames(path: str | os.PathLike[str]) -> int:
+    """Count a clip's video frames exactly by demuxing its packets (no decoding).
+
+    Packets an edit list marks for discarding are not counted, so the count matches what ``read_frames``
+    yields for the usual one-frame-per-packet codecs.
+
+    Args:
+        path: the clip.
+
+    Returns:
+        The number of video frames, >= 1.
+
+    Raises:
+        InputError: missing file, not a media file, no video stream, no frames, or a truncated file.
+
+    Example:
+        >>> import tempfile
+        >>> from vidharm.io._synth import write_test_clip
+        >>> count_frames(write_test_clip(Path(tempfile.mkdtemp()) / "clip.mkv", num_frames=7))
+        7
+    """
+    p = check_input_path(path)
+    with _open_input(p) as container:
+        stream = _video_stream(container, p)
+        tracker = _Completeness(container, stream)
+        for packet in _demux(container, stream, p, lambda: tracker.counted):
+            tracker.add(packet)
+        if tracker.counted == 0:
+            raise InputError(f"{p}: the video stream has no frames (empty clip); give a clip with frames")
+        tracker.check(p, tracker.counted)
+        return tracker.counted
