@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED = PROJECT_ROOT.parent / "shared"
+from helpers import shared_path
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -33,14 +30,6 @@ def device(request: pytest.FixtureRequest) -> torch.device:
 @pytest.fixture
 def dtype(request: pytest.FixtureRequest) -> torch.dtype:
     return getattr(torch, request.config.getoption("--dtype"))
-
-
-def shared_path(*parts: str) -> Path:
-    """Path inside ../shared, skipping the calling test with a clear reason where it is absent."""
-    path = SHARED.joinpath(*parts)
-    if not path.exists():
-        pytest.skip(f"{path} is absent: the shared fixtures live in ../shared beside the project (CI always has it)")
-    return path
 
 
 @pytest.fixture
