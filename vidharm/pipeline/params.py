@@ -1,0 +1,232 @@
+"""The parameter sidecar: one versioned JSON schema for analyze, smooth, render, the farm and plots.
+
+A sidecar holds a ``header`` (clip geometry and timing, fingerprints of clip and masks, model, weights
+sha256, smoothing settings, the names of the arguments and statistics) and one row per frame::
+
+    {"frame": 12, "pts": 6144, "raw": [6 floats], "smoothed": [6 floats] | null,
+     "stats": {"mean_r": ..., "mean_g": ..., "mean_b": ..., "contrast_pivot": ...},
+     "smoothed_stats": {...} | null, "signature": [floats] | null}
+
+``raw`` are the model's unclamped arguments for the frame, rounded to 4 decimals so that machines with
+different thread counts render the same pixels; ``stats`` are the global statistics the filters take from
+the frame (measured with the raw arguments); ``smoothed``/``smoothed_stats`` are what render applies, so
+applying a row to its frame needs nothing else. ``signature`` describes the background for scene-cut
+detection. Frame numbers are the source's (0 = first frame of a video).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidharm.errors import InputError
+from vidharm.filters import FILTER_NAMES
+from vidharm.io import atomic_path
+
+__all__ = [
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "STATS_NAMES",
+    "ARG_DECIMALS",
+    "round_args",
+    "FrameParams",
+    "ParamsTrack",
+    "read_params",
+    "write_params",
+]
+
+SCHEMA = "vidharm.params"
+SCHEMA_VERSION = 1
+STATS_NAMES = ("mean_r", "mean_g", "mean_b", "contrast_pivot")
+#: Raw arguments are stored rounded so renders do not depend on the analysing machine's float noise.
+ARG_DECIMALS = 4
+_STAT_DECIMALS = 6
+
+
+@dataclass
+class FrameParams:
+    """One frame's row of the sidecar (see the module docstring)."""
+
+    frame: int
+    pts: int | None
+    raw: list[float]
+    stats: list[float]
+    smoothed: list[float] | None = None
+    smoothed_stats: list[float] | None = None
+    signature: list[float] | None = None
+
+    def applied(self) -> tuple[list[float], list[float]]:
+        """The arguments and statistics render applies: the smoothed ones, or raw where not smoothed."""
+        return (self.smoothed or self.raw), (self.smoothed_stats or self.stats)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "frame": self.frame,
+            "pts": self.pts,
+            "raw": self.raw,
+            "smoothed": self.smoothed,
+            "stats": dict(zip(STATS_NAMES, self.stats)),
+            "smoothed_stats": None if self.smoothed_stats is None else dict(zip(STATS_NAMES, self.smoothed_stats)),
+            "signature": self.signature,
+        }
+
+
+@dataclass
+class ParamsTrack:
+    """A whole sidecar: header plus rows in frame order.
+
+    Example:
+        >>> track = ParamsTrack(header={"fps": "24/1"}, frames=[FrameParams(0, 0, [0.0] * 6, [0.5] * 4)])
+        >>> track.raw_array().shape, track.fps
+        ((1, 6), Fraction(24, 1))
+    """
+
+    header: dict[str, Any]
+    frames: list[FrameParams] = field(default_factory=list)
+
+    @property
+    def fps(self) -> Fraction:
+        return Fraction(self.header["fps"])
+
+    def raw_array(self) -> np.ndarray:
+        """(T, 6) raw arguments as float64."""
+        return np.array([f.raw for f in self.frames], dtype=np.float64).reshape(-1, len(FILTER_NAMES))
+
+    def stats_array(self) -> np.ndarray:
+        """(T, 4) measured statistics as float64."""
+        return np.array([f.stats for f in self.frames], dtype=np.float64).reshape(-1, len(STATS_NAMES))
+
+    def times_s(self) -> np.ndarray:
+        """(T,) presentation times in seconds from pts and the time base (frame / fps where pts is unknown)."""
+        tb = Fraction(self.header.get("time_base") or 0)
+        fps = self.fps
+        return np.array(
+            [float(f.pts * tb) if f.pts is not None and tb else float(f.frame / fps) for f in self.frames],
+            dtype=np.float64,
+        )
+
+    def row(self, frame: int) -> FrameParams:
+        """The row of ``frame``.
+
+        Raises:
+            InputError: the sidecar has no row for that frame.
+        """
+        index = getattr(self, "_index", None)
+        if index is None or len(index) != len(self.frames):
+            index = self._index = {f.frame: i for i, f in enumerate(self.frames)}
+        if frame not in index:
+            first, last = (self.frames[0].frame, self.frames[-1].frame) if self.frames else (None, None)
+            raise InputError(f"the parameter file has no row for frame {frame} (it covers {first}-{last})")
+        return self.frames[index[frame]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "version": SCHEMA_VERSION,
+            "header": self.header,
+            "frames": [f.to_json() for f in self.frames],
+        }
+
+
+def round_args(values: np.ndarray | list[float], decimals: int = ARG_DECIMALS) -> list[float]:
+    """Round to ``decimals`` and return plain floats (``-0.0`` becomes ``0.0``)."""
+    return [round(float(v), decimals) + 0.0 for v in values]
+
+
+def write_params(track: ParamsTrack, path: str | Path) -> None:
+    """Write ``track`` as JSON, atomically.
+
+    Raises:
+        OutputError: the file cannot be written.
+    """
+    with atomic_path(Path(path)) as tmp:
+        tmp.write_text(json.dumps(track.to_json(), indent=1, allow_nan=False) + "\n")
+
+
+def _floats(path: Path, where: str, values: Any, length: int) -> list[float]:
+    if not isinstance(values, list) or len(values) != length:
+        raise InputError(f"{path}: {where} must be a list of {length} numbers, got {values!r}")
+    out = []
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise InputError(f"{path}: {where}[{i}] is {v!r}; every value must be a finite number")
+        out.append(float(v))
+    return out
+
+
+def _stats(path: Path, where: str, values: Any) -> list[float]:
+    if not isinstance(values, dict) or set(values) != set(STATS_NAMES):
+        raise InputError(f"{path}: {where} must map {', '.join(STATS_NAMES)} to numbers, got {values!r}")
+    return _floats(path, where, [values[k] for k in STATS_NAMES], len(STATS_NAMES))
+
+
+def read_params(path: str | Path) -> ParamsTrack:
+    """Read and validate a sidecar.
+
+    Args:
+        path: a JSON file in the vidharm.params schema.
+
+    Returns:
+        The track, rows sorted by frame.
+
+    Raises:
+        InputError: missing file, not JSON, another schema or a newer version, a malformed row, NaN or
+            infinite values, or duplicate frames.
+    """
+    path = Path(path)
+    try:
+        # JSON has no NaN; Python's parser accepts the tokens, so refuse them here to name the file.
+        data = json.loads(path.read_text(), parse_constant=lambda c: float(c))
+    except FileNotFoundError:
+        raise InputError(f"{path}: parameter file not found; check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read the parameter file ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); fix or regenerate it") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        raise InputError(f"{path}: not a vidharm parameter file (expected \"schema\": \"{SCHEMA}\")")
+    version = data.get("version")
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise InputError(f"{path}: schema version {version!r} is newer than this vidharm reads ({SCHEMA_VERSION})")
+    header, rows = data.get("header"), data.get("frames")
+    if not isinstance(header, dict) or not isinstance(rows, list):
+        raise InputError(f"{path}: expected a \"header\" object and a \"frames\" list")
+    try:
+        Fraction(header.get("fps"))
+    except (TypeError, ValueError, ZeroDivisionError):
+        raise InputError(f"{path}: header.fps must be a frame rate such as \"24/1\", got {header.get('fps')!r}") from None
+    frames: list[FrameParams] = []
+    seen: set[int] = set()
+    n = len(FILTER_NAMES)
+    for i, row in enumerate(rows):
+        where = f"frames[{i}]"
+        if not isinstance(row, dict) or not isinstance(row.get("frame"), int) or isinstance(row.get("frame"), bool):
+            raise InputError(f"{path}: {where} needs an integer \"frame\"")
+        if row["frame"] in seen:
+            raise InputError(f"{path}: frame {row['frame']} appears twice; keep one row per frame")
+        seen.add(row["frame"])
+        pts = row.get("pts")
+        if pts is not None and (not isinstance(pts, int) or isinstance(pts, bool)):
+            raise InputError(f"{path}: {where}.pts must be an integer or null")
+        sig = row.get("signature")
+        frames.append(
+            FrameParams(
+                frame=row["frame"],
+                pts=pts,
+                raw=_floats(path, f"{where}.raw", row.get("raw"), n),
+                stats=_stats(path, f"{where}.stats", row.get("stats")),
+                smoothed=None if row.get("smoothed") is None else _floats(path, f"{where}.smoothed", row["smoothed"], n),
+                smoothed_stats=None
+                if row.get("smoothed_stats") is None
+                else _stats(path, f"{where}.smoothed_stats", row["smoothed_stats"]),
+                signature=None if sig is None else _floats(path, f"{where}.signature", sig, len(sig) if isinstance(sig, list) else -1),
+            )
+        )
+    frames.sort(key=lambda f: f.frame)
+    return ParamsTrack(header=header, frames=frames)

@@ -1,0 +1,120 @@
+"""Process: analyze, smooth and render on one machine; and the same for a single still image."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidharm.config import dump_config
+from vidharm.errors import InputError, UsageError
+from vidharm.filters import FILTER_NAMES, measure_filter_stats
+from vidharm.io import atomic_path, read_image, write_image
+from vidharm.masks import fit_mask, to_alpha
+from vidharm.pipeline.analyze import analyze, load_model
+from vidharm.pipeline.inputs import ClipInput, open_clip
+from vidharm.pipeline.params import ParamsTrack, write_params
+from vidharm.pipeline.render import render_frame, render_video
+from vidharm.pipeline.settings import ProcessConfig, resolve_device
+from vidharm.pipeline.smooth import smooth
+
+__all__ = ["process_video", "harmonize_image", "check_output_path", "config_path_for"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int], Callable[[int], None]]
+
+
+def check_output_path(output: Path, *inputs: Path) -> None:
+    """Refuse an output that would overwrite an input or lands in a missing folder.
+
+    Raises:
+        UsageError: the output is one of the inputs, or its folder does not exist.
+    """
+    for path in inputs:
+        if output.resolve() == path.resolve():
+            raise UsageError(f"{output}: the output would overwrite the input; choose another output path")
+    if not output.parent.exists():
+        raise UsageError(f"{output.parent}: the output folder does not exist; create it first")
+
+
+def config_path_for(output: Path) -> Path:
+    """Where a run's resolved config is written: beside the output, ``<stem>.vidharm.yaml``."""
+    return output.with_name(output.stem + ".vidharm.yaml")
+
+
+def process_video(
+    clip: Path,
+    masks: Path,
+    output: Path,
+    config: ProcessConfig,
+    *,
+    params_out: Path | None = None,
+    progress: Progress | None = None,
+) -> ParamsTrack:
+    """Harmonize a clip: analyze every frame, smooth the whole track, render and encode.
+
+    Args:
+        clip: the input video.
+        masks: folder of numbered mask images or a mask video.
+        output: the output video (written atomically, with the source's audio and colour tags).
+        config: model, smoothing and encoder settings.
+        params_out: where to write the parameter sidecar, or None.
+        progress: ``progress(stage, total)`` returns a per-frame callback, for progress bars.
+
+    Returns:
+        The smoothed parameter track that was rendered.
+
+    Raises:
+        VidharmError: any bad input, model or output problem, before anything is left at ``output``.
+    """
+    check_output_path(output, clip, masks)
+    inp: ClipInput = open_clip(clip, masks)
+    track = analyze(inp, config, on_frame=progress("analyze", len(inp.frames)) if progress else None)
+    track = smooth(track, mode=config.smoothing, half_life_s=config.half_life_s)
+    render_video(inp, track, output, config, on_frame=progress("render", len(inp.frames)) if progress else None)
+    if params_out is not None:
+        write_params(track, params_out)
+    with atomic_path(config_path_for(output)) as tmp:
+        tmp.write_text(dump_config(config))
+    return track
+
+
+def harmonize_image(composite: Path, mask: Path, output: Path, config: ProcessConfig) -> dict[str, float]:
+    """Harmonize one still image at full resolution.
+
+    The network sees the image resized to its input size; the filters run on the full image with
+    statistics measured on it, exactly as the reference image demo, except that the result is rounded
+    (the demo truncates) and the native bit depth is kept.
+
+    Args:
+        composite: RGB image (8 or 16 bit).
+        mask: foreground mask image, same size or same aspect.
+        output: where to write (PNG, TIFF or JPEG by extension; atomically).
+        config: model, weights and device.
+
+    Returns:
+        The six raw arguments that were applied, by filter name.
+
+    Raises:
+        VidharmError: unreadable inputs, mismatched aspect, model or output problems.
+    """
+    check_output_path(output, composite, mask)
+    image = read_image(composite)
+    if image.ndim != 3:
+        raise InputError(f"{composite}: expected an RGB image, got a single-channel one")
+    alpha = fit_mask(to_alpha(read_image(mask, keep_alpha=True), str(mask)), image.shape[1], image.shape[0], str(mask))
+    device = resolve_device(config.device)
+    model = load_model(config, device)
+    scale = float(np.iinfo(image.dtype).max)
+    x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float().div(scale)
+    m = torch.from_numpy(alpha).to(device)[None, None]
+    with torch.inference_mode():
+        args = model(x, m).float()
+        stats = measure_filter_stats(x, args)
+    raw = args[0].tolist()
+    write_image(output, render_frame(image, alpha, raw, stats[0].tolist(), device))
+    return dict(zip(FILTER_NAMES, raw))

@@ -1,0 +1,84 @@
+"""The pipeline's configuration dataclass (set by configs/*.yaml and ``--set key=value``)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from vidharm.errors import UsageError
+from vidharm.temporal import DEFAULT_HALF_LIFE_S
+
+__all__ = ["ProcessConfig", "SMOOTHING_MODES", "resolve_device", "configure_threads"]
+
+SMOOTHING_MODES = ("ema", "zero_lag", "off")
+
+
+@dataclass(frozen=True)
+class ProcessConfig:
+    """Settings of analyze, smooth and render.
+
+    Attributes:
+        model: registered model name (``stats`` needs no weights; ``harmonizer`` needs ``weights``).
+        weights: checkpoint path for models that need one.
+        device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+        batch_size: frames per network call.
+        smoothing: ``ema`` (causal), ``zero_lag`` (forward-backward, whole clip known) or ``off``.
+        half_life_s: smoothing half-life in seconds; 0 disables smoothing.
+        codec: output video encoder (``libx264``, ``libx265``, ``ffv1``, ``libx264rgb``, ``prores_ks`` ...).
+        crf: constant rate factor for codecs that take one (0 with libx264 is lossless).
+        preset: encoder speed preset for codecs that take one.
+        pix_fmt: output pixel format; empty picks one suited to the codec and the source.
+        decoder: ``pyav`` or ``decord`` (optional extra).
+        torch_threads: threads for torch; 0 leaves half the cores to decoding and encoding.
+    """
+
+    model: str = "stats"
+    weights: str | None = None
+    device: str = "auto"
+    batch_size: int = 8
+    smoothing: str = "ema"
+    half_life_s: float = DEFAULT_HALF_LIFE_S
+    codec: str = "libx264"
+    crf: int = 18
+    preset: str = "medium"
+    pix_fmt: str | None = None
+    decoder: str = "pyav"
+    torch_threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.smoothing not in SMOOTHING_MODES:
+            raise UsageError(f"smoothing: expected one of {', '.join(SMOOTHING_MODES)}, got {self.smoothing!r}")
+        if self.half_life_s < 0:
+            raise UsageError(f"half_life_s: expected 0 (off) or a positive number of seconds, got {self.half_life_s}")
+        if self.batch_size < 1:
+            raise UsageError(f"batch_size: expected a positive integer, got {self.batch_size}")
+        if self.decoder not in ("pyav", "decord"):
+            raise UsageError(f"decoder: expected pyav or decord, got {self.decoder!r}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` becomes ``cuda`` when a CUDA device is present, else ``cpu``.
+
+    Raises:
+        UsageError: CUDA asked for but not available, or an unknown device name.
+
+    Example:
+        >>> resolve_device("cpu")
+        device(type='cpu')
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"device: expected auto, cpu or cuda[:N], got {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("device: cuda was asked for but no CUDA device is available; use --device cpu or auto")
+    return device
+
+
+def configure_threads(threads: int) -> None:
+    """Give torch ``threads`` threads, or half the cores for 0 (decode and encode need the rest)."""
+    torch.set_num_threads(threads if threads > 0 else max(1, (os.cpu_count() or 2) // 2))
