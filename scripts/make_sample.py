@@ -36,7 +36,9 @@ def make_background(rng: np.random.Generator) -> np.ndarray:
     top, horizon = np.array([0.25, 0.18, 0.38]), np.array([0.98, 0.55, 0.25])
     sky = top + (horizon - top) * (y[..., None] ** 1.6)
     sky = np.repeat(sky, wide, axis=1)
-    sun = np.exp(-(((np.arange(wide)[None] - 0.62 * wide) / 60.0) ** 2 + ((np.arange(H)[:, None] - 0.62 * H) / 40.0) ** 2))
+    sun = np.exp(
+        -(((np.arange(wide)[None] - 0.62 * wide) / 60.0) ** 2 + ((np.arange(H)[:, None] - 0.62 * H) / 40.0) ** 2)
+    )
     sky += sun[..., None] * np.array([0.4, 0.3, 0.1])
     tex = _noise(rng, H, wide, 24)[:H, :wide]
     ridge = 0.62 * H + 40 * np.sin(np.arange(wide) / 70.0) + 25 * _noise(rng, 8, wide, 4)[0, :wide]
@@ -107,7 +109,9 @@ def main() -> None:
             out.mux(packet)
         step = 1024
         for start in range(0, samples.shape[1], step):
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, start : start + step]), format="fltp", layout="stereo")
+            af = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(samples[:, start : start + step]), format="fltp", layout="stereo"
+            )
             af.sample_rate, af.pts = SAMPLE_RATE, start
             for packet in audio.encode(af):
                 out.mux(packet)

@@ -63,6 +63,10 @@ def test_imports_point_down(path: Path) -> None:
         if family is not None:
             dotted = ".".join(parts[:2]) if target == "models" else target
             allowed = MODEL_FAMILIES[family]
-            assert dotted in allowed, f"{rel}:{lineno} imports vidharm.{'.'.join(parts)}; {family} may import {sorted(allowed)}"
+            assert dotted in allowed, (
+                f"{rel}:{lineno} imports vidharm.{'.'.join(parts)}; {family} may import {sorted(allowed)}"
+            )
         else:
-            assert target in ALLOWED[top], f"{rel}:{lineno} imports vidharm.{'.'.join(parts)}; {top} may import {sorted(ALLOWED[top])}"
+            assert target in ALLOWED[top], (
+                f"{rel}:{lineno} imports vidharm.{'.'.join(parts)}; {top} may import {sorted(ALLOWED[top])}"
+            )

@@ -123,25 +123,31 @@ def _settings(args: argparse.Namespace) -> Any:
     if config.model == "harmonizer" and not config.weights:
         from vidharm.errors import UsageError
 
-        raise UsageError("--model harmonizer needs --weights PATH (no Harmonizer weights ship yet); or use --model stats")
+        raise UsageError(
+            "--model harmonizer needs --weights PATH (no Harmonizer weights ship yet); or use --model stats"
+        )
     return config
 
 
-def _progress_factory(quiet: bool) -> Callable[[str, int], Callable[[int], None]] | None:
-    if quiet:
-        return None
-    from tqdm import tqdm
+class _Progress:
+    """tqdm bars, one per stage, showing frames and frames per second; closed on success or error."""
 
-    bars: list[Any] = []
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bars: list[Any] = []
 
-    def make(stage: str, total: int) -> Callable[[int], None]:
-        for bar in bars:
-            bar.close()
-        bar = tqdm(total=total, desc=f"{stage:>7}", unit="frame", dynamic_ncols=True, leave=True)
-        bars.append(bar)
+    def __call__(self, stage: str, total: int) -> Callable[[int], None]:
+        from tqdm import tqdm
+
+        self.close()
+        bar = tqdm(total=total, desc=f"{stage:>7}", unit="frame", dynamic_ncols=True, disable=self.quiet)
+        self.bars.append(bar)
         return bar.update
 
-    return make
+    def close(self) -> None:
+        for bar in self.bars:
+            bar.close()
+        self.bars.clear()
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
@@ -150,9 +156,11 @@ def _cmd_process(args: argparse.Namespace) -> int:
     config = _settings(args)
     output = args.output or args.clip.with_name(f"{args.clip.stem}_harmonized{args.clip.suffix or '.mp4'}")
     start = time.perf_counter()
-    track = process_video(
-        args.clip, args.masks, output, config, params_out=args.params_out, progress=_progress_factory(args.quiet)
-    )
+    progress = _Progress(args.quiet)
+    try:
+        track = process_video(args.clip, args.masks, output, config, params_out=args.params_out, progress=progress)
+    finally:
+        progress.close()
     if not args.quiet:
         n = len(track.frames)
         elapsed = time.perf_counter() - start
@@ -206,7 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if args.debug:
             raise
-        print(f"vidharm: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr)
+        print(
+            f"vidharm: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr
+        )
         return 1
 
 

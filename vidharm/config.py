@@ -64,7 +64,9 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
         if not isinstance(items, (list, tuple)):
             raise UsageError(f"{key}: expected a list, got {value!r}")
         inner = args[0] if args else str
-        return tuple(_coerce(key, v, inner) for v in items) if origin is tuple else [_coerce(key, v, inner) for v in items]
+        return (
+            tuple(_coerce(key, v, inner) for v in items) if origin is tuple else [_coerce(key, v, inner) for v in items]
+        )
     if kind is bool:
         if isinstance(value, bool):
             return value

@@ -85,7 +85,7 @@ def check_shape(name: str, shape: Sequence[int], expected: Sequence[int | None])
         ...
         vidharm.errors.ShapeError: args: expected shape (B, 6), got (2, 5)
     """
-    ok = len(shape) == len(expected) and all(e is None or e == s for s, e in zip(shape, expected))
+    ok = len(shape) == len(expected) and all(e is None or e == s for s, e in zip(shape, expected, strict=True))
     if not ok:
         letters = iter("BCHWXYZ")
         want = ", ".join(next(letters) if e is None else str(e) for e in expected)

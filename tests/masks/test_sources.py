@@ -87,3 +87,10 @@ def test_hidden_files_ignored_and_single_image(tmp_path: Path) -> None:
     assert MaskFolder(tmp_path).frame_numbers == [0]
     single = open_masks(tmp_path / "00000.png")
     assert isinstance(single, MaskFolder) and single.frame_numbers == [0]
+
+
+def test_rgb_8_and_16_bit_masks_keep_their_scale() -> None:
+    # regression: RGB masks were averaged to float before scaling, so every non-zero value became 1
+    rgb = np.full((2, 2, 3), 51, np.uint8)
+    np.testing.assert_allclose(to_alpha(rgb), 0.2, atol=1e-6)
+    np.testing.assert_allclose(to_alpha(rgb.astype(np.uint16) * 257), 0.2, atol=1e-6)

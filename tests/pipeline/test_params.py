@@ -11,7 +11,9 @@ from vidharm.pipeline import FrameParams, ParamsTrack, read_params, write_params
 
 
 def _track() -> ParamsTrack:
-    rows = [FrameParams(i, i * 512, [0.1 * i, 0, 0, 0, 0, -0.1], [0.4, 0.5, 0.6, 0.5], smoothed=[0.0] * 6) for i in range(3)]
+    rows = [
+        FrameParams(i, i * 512, [0.1 * i, 0, 0, 0, 0, -0.1], [0.4, 0.5, 0.6, 0.5], smoothed=[0.0] * 6) for i in range(3)
+    ]
     return ParamsTrack(header={"fps": "24/1", "time_base": "1/12288", "width": 8, "height": 6}, frames=rows)
 
 

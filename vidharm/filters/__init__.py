@@ -1,7 +1,8 @@
 """Differentiable white-box colour filters of Harmonizer, their chain, and the final composite.
 
 Every function takes ``image`` (B, 3, H, W) float RGB in [0, 1] and per-image amounts; the chain
-takes raw ``args`` (B, 6) in :data:`FILTER_NAMES` order and clamps them to [-1, 1].
+takes raw ``args`` (B, 6) in :data:`FILTER_NAMES` order and clamps them to [-1, 1]. The colour transfer
+functions carry a low-resolution result (HDNet's) to full resolution as a global or local colour mapping.
 """
 
 from __future__ import annotations
@@ -32,6 +33,17 @@ from vidharm.filters._modules import (
     AdjustTemperature,
     ApplyFilters,
 )
+from vidharm.filters.transfer import (
+    DEFAULT_GRID,
+    DEFAULT_LOCAL_RIDGE,
+    DEFAULT_RIDGE,
+    apply_color_transform,
+    apply_local_affine_grid,
+    color_transform_size,
+    fit_color_transform,
+    fit_local_affine_grid,
+    identity_color_transform,
+)
 
 __all__ = [
     "FILTER_NAMES",
@@ -54,4 +66,13 @@ __all__ = [
     "AdjustHighlight",
     "AdjustShadow",
     "ApplyFilters",
+    "DEFAULT_GRID",
+    "DEFAULT_LOCAL_RIDGE",
+    "DEFAULT_RIDGE",
+    "fit_color_transform",
+    "apply_color_transform",
+    "identity_color_transform",
+    "color_transform_size",
+    "fit_local_affine_grid",
+    "apply_local_affine_grid",
 ]

@@ -53,22 +53,19 @@ def to_alpha(image: np.ndarray, name: str = "mask") -> np.ndarray:
         >>> to_alpha(np.array([[0, 255], [51, 255]], np.uint8)).tolist()
         [[0.0, 1.0], [0.20000000298023224, 1.0]]
     """
-    if image.ndim == 3:
-        if image.shape[2] == 4:
-            image = image[..., 3]
-        elif image.shape[2] in (1, 3):
-            image = image.mean(axis=2) if image.shape[2] == 3 else image[..., 0]
-        else:
-            raise MaskError(f"{name}: a mask needs 1, 3 or 4 channels, got {image.shape[2]}")
-    elif image.ndim != 2:
-        raise MaskError(f"{name}: a mask must be a 2D image, got shape {image.shape}")
-    if image.dtype == np.uint8:
-        return (image.astype(np.float32) / 255.0).astype(np.float32)
-    if image.dtype == np.uint16:
-        return (image.astype(np.float32) / 65535.0).astype(np.float32)
-    if np.issubdtype(image.dtype, np.floating):
-        return np.clip(image.astype(np.float32), 0.0, 1.0)
-    raise MaskError(f"{name}: unsupported mask pixel type {image.dtype}; use 8- or 16-bit images")
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., 3]
+    elif image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    elif not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        raise MaskError(f"{name}: a mask must be a grey, RGB or RGBA image, got shape {image.shape}")
+    if image.dtype in (np.uint8, np.uint16):
+        alpha = image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+    elif np.issubdtype(image.dtype, np.floating):
+        alpha = np.clip(image.astype(np.float32), 0.0, 1.0)
+    else:
+        raise MaskError(f"{name}: unsupported mask pixel type {image.dtype}; use 8- or 16-bit images")
+    return alpha.mean(axis=2, dtype=np.float32) if alpha.ndim == 3 else alpha
 
 
 def fit_mask(mask: np.ndarray, width: int, height: int, name: str = "mask") -> np.ndarray:

@@ -22,8 +22,8 @@ import vidharm
 from vidharm.errors import MaskError
 from vidharm.filters import FILTER_NAMES, adjust_brightness, adjust_temperature
 from vidharm.io import prefetch
-from vidharm.pipeline.inputs import ClipInput, fingerprint_file, iter_frames_and_masks
 from vidharm.models import create_model, get_model_config
+from vidharm.pipeline.inputs import ClipInput, fingerprint_file, iter_frames_and_masks
 from vidharm.pipeline.params import STATS_NAMES, FrameParams, ParamsTrack, round_args
 from vidharm.pipeline.settings import ProcessConfig, resolve_device
 from vidharm.temporal import background_signature
@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 _SIGNATURE_SIZE = (128, 72)
 _SIGNATURE_DECIMALS = 4
+_AREA_DECIMALS = 6
 
 
 def load_model(config: ProcessConfig, device: torch.device) -> nn.Module:
@@ -122,6 +123,7 @@ def analyze(
     inp: ClipInput,
     config: ProcessConfig,
     *,
+    model: nn.Module | None = None,
     on_frame: Callable[[int], None] | None = None,
 ) -> ParamsTrack:
     """Predict raw arguments and measure filter statistics for every frame of ``inp.frames``.
@@ -129,6 +131,7 @@ def analyze(
     Args:
         inp: the checked clip and masks (:func:`open_clip`).
         config: model, weights, device, batch size, decoder.
+        model: the loaded model (:func:`load_model`), or None to load the configured one.
         on_frame: called with 1 after each frame, for progress bars.
 
     Returns:
@@ -138,10 +141,11 @@ def analyze(
         VidharmError: unreadable frames or masks, a model or checkpoint that cannot be used.
     """
     device = resolve_device(config.device)
-    model = load_model(config, device)
+    if model is None:
+        model = load_model(config, device)
     size = get_model_config(config.model).input_size
     rows: list[FrameParams] = []
-    batch: list[tuple[int, int | None, Tensor, Tensor, np.ndarray, list[float]]] = []
+    batch: list[tuple[int, int | None, Tensor, Tensor, np.ndarray, list[float], float]] = []
 
     def flush() -> None:
         images = torch.cat([b[2] for b in batch])
@@ -150,8 +154,10 @@ def analyze(
             args = model(images, masks).float().cpu()
         args = torch.tensor([round_args(a) for a in args.tolist()], dtype=torch.float64)
         stats = stats_from_histograms(torch.from_numpy(np.stack([b[4] for b in batch])), args)
-        for (frame, pts, *_rest, signature), a, s in zip(batch, args.tolist(), stats.tolist()):
-            rows.append(FrameParams(frame=frame, pts=pts, raw=a, stats=round_args(s, 6), signature=signature))
+        for (frame, pts, *_rest, signature, area), a, s in zip(batch, args.tolist(), stats.tolist(), strict=True):
+            rows.append(
+                FrameParams(frame=frame, pts=pts, raw=a, stats=round_args(s, 6), signature=signature, mask_area=area)
+            )
         batch.clear()
 
     for frame, pts, image, mask in prefetch(iter_frames_and_masks(inp, config.decoder), maxsize=4):
@@ -159,7 +165,8 @@ def analyze(
         small = cv2.resize(image, _SIGNATURE_SIZE, interpolation=cv2.INTER_AREA)
         small_mask = cv2.resize(mask, _SIGNATURE_SIZE, interpolation=cv2.INTER_AREA)
         signature = round_args(background_signature(small, small_mask), _SIGNATURE_DECIMALS)
-        batch.append((frame, pts, x, m, frame_histogram(image), signature))
+        area = round(float(mask.mean(dtype=np.float64)), _AREA_DECIMALS)
+        batch.append((frame, pts, x, m, frame_histogram(image), signature, area))
         if len(batch) == config.batch_size:
             flush()
         if on_frame is not None:

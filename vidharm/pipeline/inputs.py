@@ -78,11 +78,14 @@ def open_clip(clip: str | Path, masks: str | Path, frames: range | None = None) 
     return ClipInput(clip=clip, info=info, num_frames=total, masks=source, frames=frames)
 
 
-def iter_frames_and_masks(inp: ClipInput, decoder: str = "pyav") -> Iterator[tuple[int, int | None, np.ndarray, np.ndarray]]:
+def iter_frames_and_masks(
+    inp: ClipInput, decoder: str = "pyav"
+) -> Iterator[tuple[int, int | None, np.ndarray, np.ndarray]]:
     """Yield (frame number, pts, RGB frame, mask) for ``inp.frames`` in order, streaming both sources."""
     frames = read_frames(inp.clip, start=inp.frames.start, stop=inp.frames.stop, decoder=decoder)
     masks = inp.masks.iter_masks(inp.frames, inp.info.width, inp.info.height)
-    for vf, mask in zip(frames, masks):
+    # Not strict: a clip that decodes fewer frames than it declares is reported by the caller's count check.
+    for vf, mask in zip(frames, masks, strict=False):
         yield vf.index, vf.pts, vf.image, mask
 
 

@@ -5,13 +5,14 @@ sha256, smoothing settings, the names of the arguments and statistics) and one r
 
     {"frame": 12, "pts": 6144, "raw": [6 floats], "smoothed": [6 floats] | null,
      "stats": {"mean_r": ..., "mean_g": ..., "mean_b": ..., "contrast_pivot": ...},
-     "smoothed_stats": {...} | null, "signature": [floats] | null}
+     "smoothed_stats": {...} | null, "signature": [floats] | null, "mask_area": float (optional)}
 
 ``raw`` are the model's unclamped arguments for the frame, rounded to 4 decimals so that machines with
 different thread counts render the same pixels; ``stats`` are the global statistics the filters take from
 the frame (measured with the raw arguments); ``smoothed``/``smoothed_stats`` are what render applies, so
 applying a row to its frame needs nothing else. ``signature`` describes the background for scene-cut
-detection. Frame numbers are the source's (0 = first frame of a video).
+detection. ``mask_area`` (optional, written only when known) is the mean of the frame's mask, the foreground
+fraction in [0, 1], for quality checks. Frame numbers are the source's (0 = first frame of a video).
 """
 
 from __future__ import annotations
@@ -60,21 +61,27 @@ class FrameParams:
     smoothed: list[float] | None = None
     smoothed_stats: list[float] | None = None
     signature: list[float] | None = None
+    mask_area: float | None = None
 
     def applied(self) -> tuple[list[float], list[float]]:
         """The arguments and statistics render applies: the smoothed ones, or raw where not smoothed."""
         return (self.smoothed or self.raw), (self.smoothed_stats or self.stats)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        row: dict[str, Any] = {
             "frame": self.frame,
             "pts": self.pts,
             "raw": self.raw,
             "smoothed": self.smoothed,
-            "stats": dict(zip(STATS_NAMES, self.stats)),
-            "smoothed_stats": None if self.smoothed_stats is None else dict(zip(STATS_NAMES, self.smoothed_stats)),
+            "stats": dict(zip(STATS_NAMES, self.stats, strict=True)),
+            "smoothed_stats": None
+            if self.smoothed_stats is None
+            else dict(zip(STATS_NAMES, self.smoothed_stats, strict=True)),
             "signature": self.signature,
         }
+        if self.mask_area is not None:
+            row["mask_area"] = self.mask_area
+        return row
 
 
 @dataclass
@@ -190,24 +197,24 @@ def read_params(path: str | Path) -> ParamsTrack:
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); fix or regenerate it") from None
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        raise InputError(f"{path}: not a vidharm parameter file (expected \"schema\": \"{SCHEMA}\")")
+        raise InputError(f'{path}: not a vidharm parameter file (expected "schema": "{SCHEMA}")')
     version = data.get("version")
     if not isinstance(version, int) or version > SCHEMA_VERSION:
         raise InputError(f"{path}: schema version {version!r} is newer than this vidharm reads ({SCHEMA_VERSION})")
     header, rows = data.get("header"), data.get("frames")
     if not isinstance(header, dict) or not isinstance(rows, list):
-        raise InputError(f"{path}: expected a \"header\" object and a \"frames\" list")
+        raise InputError(f'{path}: expected a "header" object and a "frames" list')
     try:
-        Fraction(header.get("fps"))
+        Fraction(str(header.get("fps")))
     except (TypeError, ValueError, ZeroDivisionError):
-        raise InputError(f"{path}: header.fps must be a frame rate such as \"24/1\", got {header.get('fps')!r}") from None
+        raise InputError(f'{path}: header.fps must be a frame rate such as "24/1", got {header.get("fps")!r}') from None
     frames: list[FrameParams] = []
     seen: set[int] = set()
     n = len(FILTER_NAMES)
     for i, row in enumerate(rows):
         where = f"frames[{i}]"
         if not isinstance(row, dict) or not isinstance(row.get("frame"), int) or isinstance(row.get("frame"), bool):
-            raise InputError(f"{path}: {where} needs an integer \"frame\"")
+            raise InputError(f'{path}: {where} needs an integer "frame"')
         if row["frame"] in seen:
             raise InputError(f"{path}: frame {row['frame']} appears twice; keep one row per frame")
         seen.add(row["frame"])
@@ -215,17 +222,27 @@ def read_params(path: str | Path) -> ParamsTrack:
         if pts is not None and (not isinstance(pts, int) or isinstance(pts, bool)):
             raise InputError(f"{path}: {where}.pts must be an integer or null")
         sig = row.get("signature")
+        area = row.get("mask_area")
+        if area is not None and (
+            isinstance(area, bool) or not isinstance(area, (int, float)) or not 0.0 <= area <= 1.0
+        ):
+            raise InputError(f"{path}: {where}.mask_area must be a number in [0, 1] or null, got {area!r}")
         frames.append(
             FrameParams(
                 frame=row["frame"],
                 pts=pts,
                 raw=_floats(path, f"{where}.raw", row.get("raw"), n),
                 stats=_stats(path, f"{where}.stats", row.get("stats")),
-                smoothed=None if row.get("smoothed") is None else _floats(path, f"{where}.smoothed", row["smoothed"], n),
+                smoothed=None
+                if row.get("smoothed") is None
+                else _floats(path, f"{where}.smoothed", row["smoothed"], n),
                 smoothed_stats=None
                 if row.get("smoothed_stats") is None
                 else _stats(path, f"{where}.smoothed_stats", row["smoothed_stats"]),
-                signature=None if sig is None else _floats(path, f"{where}.signature", sig, len(sig) if isinstance(sig, list) else -1),
+                signature=None
+                if sig is None
+                else _floats(path, f"{where}.signature", sig, len(sig) if isinstance(sig, list) else -1),
+                mask_area=None if area is None else float(area),
             )
         )
     frames.sort(key=lambda f: f.frame)

@@ -73,7 +73,8 @@ def process_video(
     """
     check_output_path(output, clip, masks)
     inp: ClipInput = open_clip(clip, masks)
-    track = analyze(inp, config, on_frame=progress("analyze", len(inp.frames)) if progress else None)
+    model = load_model(config, resolve_device(config.device))
+    track = analyze(inp, config, model=model, on_frame=progress("analyze", len(inp.frames)) if progress else None)
     track = smooth(track, mode=config.smoothing, half_life_s=config.half_life_s)
     render_video(inp, track, output, config, on_frame=progress("render", len(inp.frames)) if progress else None)
     if params_out is not None:
@@ -117,4 +118,4 @@ def harmonize_image(composite: Path, mask: Path, output: Path, config: ProcessCo
         stats = measure_filter_stats(x, args)
     raw = args[0].tolist()
     write_image(output, render_frame(image, alpha, raw, stats[0].tolist(), device))
-    return dict(zip(FILTER_NAMES, raw))
+    return dict(zip(FILTER_NAMES, raw, strict=True))

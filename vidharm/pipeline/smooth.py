@@ -51,7 +51,7 @@ def smooth(track: ParamsTrack, *, mode: str, half_life_s: float) -> ParamsTrack:
         dataclasses.replace(
             row, smoothed=round_args(a, _SMOOTHED_DECIMALS), smoothed_stats=round_args(s, _SMOOTHED_DECIMALS)
         )
-        for row, a, s in zip(track.frames, args, stats)
+        for row, a, s in zip(track.frames, args, stats, strict=True)
     ]
     header = {**track.header, "smoothing": {"mode": mode, "half_life_s": half_life_s, "cuts": cuts}}
     return ParamsTrack(header=header, frames=frames)

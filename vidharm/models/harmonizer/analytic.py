@@ -93,6 +93,9 @@ class StatsHarmonizer(nn.Module):
     """
 
     unused_parameters: tuple[str, ...] = ()
+    move: Tensor
+    weight: Tensor
+    ranges: Tensor
 
     def __init__(
         self, size: int = 48, grid: int = 13, strength: dict[str, float] | None = None, penalty: float = 0.05
@@ -104,7 +107,15 @@ class StatsHarmonizer(nn.Module):
         self.register_buffer(
             "move",
             torch.tensor(
-                [s["luma"], s["spread"], s["white_balance"], s["white_balance"], s["saturation"], s["tails"], s["tails"]]
+                [
+                    s["luma"],
+                    s["spread"],
+                    s["white_balance"],
+                    s["white_balance"],
+                    s["saturation"],
+                    s["tails"],
+                    s["tails"],
+                ]
             ),
             persistent=False,
         )
