@@ -66,7 +66,7 @@ def test_image_prints_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[st
     [
         (["process", "missing.mp4", str(MASKS)], 3, "missing.mp4"),
         (["process", str(SAMPLE), "no_masks_here/"], 3, "mask folder not found"),
-        (["process", str(SAMPLE), str(MASKS), "--model", "harmonizer"], 2, "needs --weights"),
+        (["process", str(SAMPLE), str(MASKS), "--model", "hdnet"], 4, "pass --weights"),
         (
             ["process", str(SAMPLE), str(MASKS), "--model", "harmoniser", "--weights", "x.pth"],
             2,

@@ -39,7 +39,9 @@ network (Ke et al. 2022) and needs a checkpoint (--weights), e.g. the official h
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", help="model name: stats (default, no weights), harmonizer (needs --weights)")
+    g.add_argument(
+        "--model", help="model name: stats (default, no weights), harmonizer, hdnet, hdnet_lite (need --weights)"
+    )
     g.add_argument("--weights", metavar="PATH", help="checkpoint (official harmonizer.pth layout or a training .ckpt)")
     g.add_argument("--device", help="auto (default: CUDA when available), cpu, cuda, cuda:N")
     g.add_argument("--config", metavar="YAML", type=Path, help="settings preset, e.g. configs/default.yaml")
@@ -76,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="half-life of the smoothing of the arguments, in seconds of video (fps-aware; 0 disables)",
     )
     g.add_argument("--smoothing", choices=("ema", "zero_lag", "off"), help="ema (causal, default), zero_lag, off")
+    g = p.add_argument_group("image models (hdnet)")
+    g.add_argument(
+        "--transfer",
+        choices=("local", "affine", "poly2"),
+        help="how HDNet's 256-px result reaches full resolution: local (grid of local colour transforms, default), "
+        "affine or poly2 (one global colour transform)",
+    )
     g = p.add_argument_group("encoding")
     g.add_argument("--codec", help="encoder: libx264 (default), libx265, ffv1 (lossless RGB), libx264rgb, prores_ks")
     g.add_argument("--crf", type=int, help="quality for x264/x265 (default 18; 0 is lossless)")
@@ -110,6 +119,7 @@ def _settings(args: argparse.Namespace) -> Any:
         "weights": args.weights,
         "device": args.device,
         "half_life_s": getattr(args, "ema_half_life", None),
+        "transfer": getattr(args, "transfer", None),
         "smoothing": getattr(args, "smoothing", None),
         "codec": getattr(args, "codec", None),
         "crf": getattr(args, "crf", None),
@@ -120,12 +130,6 @@ def _settings(args: argparse.Namespace) -> Any:
     }
     explicit = [f"{k}={v}" for k, v in flags.items() if v is not None]
     config = load_config(ProcessConfig, args.config, [*explicit, *args.set])
-    if config.model == "harmonizer" and not config.weights:
-        from vidharm.errors import UsageError
-
-        raise UsageError(
-            "--model harmonizer needs --weights PATH (no Harmonizer weights ship yet); or use --model stats"
-        )
     return config
 
 
@@ -175,7 +179,8 @@ def _cmd_image(args: argparse.Namespace) -> int:
     output = args.output or args.composite.with_name(f"{args.composite.stem}_harmonized.png")
     raw = harmonize_image(args.composite, args.mask, output, config)
     if not args.quiet:
-        print("  ".join(f"{n}={v:+.3f}" for n, v in raw.items()))
+        if len(raw) <= 12:
+            print("  ".join(f"{n}={v:+.3f}" for n, v in raw.items()))
         print(f"wrote {output}", file=sys.stderr)
     return 0
 

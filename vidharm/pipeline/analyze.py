@@ -20,11 +20,12 @@ from torch import Tensor, nn
 
 import vidharm
 from vidharm.errors import MaskError
-from vidharm.filters import FILTER_NAMES, adjust_brightness, adjust_temperature
+from vidharm.filters import adjust_brightness, adjust_temperature
 from vidharm.io import prefetch
 from vidharm.models import create_model, get_model_config
 from vidharm.pipeline.inputs import ClipInput, fingerprint_file, iter_frames_and_masks
-from vidharm.pipeline.params import STATS_NAMES, FrameParams, ParamsTrack, round_args
+from vidharm.pipeline.methods import method_for_model
+from vidharm.pipeline.params import FrameParams, ParamsTrack, round_args
 from vidharm.pipeline.settings import ProcessConfig, resolve_device
 from vidharm.temporal import background_signature
 
@@ -38,8 +39,21 @@ _AREA_DECIMALS = 6
 
 
 def load_model(config: ProcessConfig, device: torch.device) -> nn.Module:
-    """The configured model, with its weights, in eval mode on ``device``."""
-    model = create_model(config.model, checkpoint=config.weights)
+    """The configured model, with its weights, in eval mode on ``device``.
+
+    A model with parameters and no ``weights`` gets the weights bundled with vidharm, so a network never
+    runs with random weights; where none are bundled, the registry says to pass ``--weights``.
+
+    Raises:
+        CheckpointError: no weights given and none bundled, or the checkpoint does not fit.
+        UsageError: an unknown model name.
+    """
+    if config.weights:
+        model = create_model(config.model, checkpoint=config.weights)
+    else:
+        model = create_model(config.model)
+        if any(True for _ in model.parameters()):
+            model = create_model(config.model, pretrained=True)
     return model.to(device).eval()
 
 
@@ -126,7 +140,7 @@ def analyze(
     model: nn.Module | None = None,
     on_frame: Callable[[int], None] | None = None,
 ) -> ParamsTrack:
-    """Predict raw arguments and measure filter statistics for every frame of ``inp.frames``.
+    """Predict raw arguments (or colour-transform coefficients) and filter statistics for every frame.
 
     Args:
         inp: the checked clip and masks (:func:`open_clip`).
@@ -144,20 +158,23 @@ def analyze(
     if model is None:
         model = load_model(config, device)
     size = get_model_config(config.model).input_size
+    method = method_for_model(config.model, config.transfer)
     rows: list[FrameParams] = []
-    batch: list[tuple[int, int | None, Tensor, Tensor, np.ndarray, list[float], float]] = []
+    batch: list[tuple[int, int | None, Tensor, Tensor, np.ndarray | None, list[float], float]] = []
 
     def flush() -> None:
         images = torch.cat([b[2] for b in batch])
         masks = torch.cat([b[3] for b in batch])
         with torch.inference_mode():
-            args = model(images, masks).float().cpu()
-        args = torch.tensor([round_args(a) for a in args.tolist()], dtype=torch.float64)
-        stats = stats_from_histograms(torch.from_numpy(np.stack([b[4] for b in batch])), args)
-        for (frame, pts, *_rest, signature, area), a, s in zip(batch, args.tolist(), stats.tolist(), strict=True):
-            rows.append(
-                FrameParams(frame=frame, pts=pts, raw=a, stats=round_args(s, 6), signature=signature, mask_area=area)
-            )
+            raw = method.predict(model, images, masks).cpu()
+        args = torch.tensor([round_args(a) for a in raw.tolist()], dtype=torch.float64)
+        if method.stats_names:
+            hist = torch.from_numpy(np.stack([b[4] for b in batch]))
+            stats = [round_args(s, 6) for s in stats_from_histograms(hist, args).tolist()]
+        else:
+            stats = [[] for _ in batch]
+        for (frame, pts, *_rest, signature, area), a, s in zip(batch, args.tolist(), stats, strict=True):
+            rows.append(FrameParams(frame=frame, pts=pts, raw=a, stats=s, signature=signature, mask_area=area))
         batch.clear()
 
     for frame, pts, image, mask in prefetch(iter_frames_and_masks(inp, config.decoder), maxsize=4):
@@ -166,7 +183,8 @@ def analyze(
         small_mask = cv2.resize(mask, _SIGNATURE_SIZE, interpolation=cv2.INTER_AREA)
         signature = round_args(background_signature(small, small_mask), _SIGNATURE_DECIMALS)
         area = round(float(mask.mean(dtype=np.float64)), _AREA_DECIMALS)
-        batch.append((frame, pts, x, m, frame_histogram(image), signature, area))
+        hist = frame_histogram(image) if method.stats_names else None
+        batch.append((frame, pts, x, m, hist, signature, area))
         if len(batch) == config.batch_size:
             flush()
         if on_frame is not None:
@@ -191,8 +209,9 @@ def analyze(
         "model": config.model,
         "weights": str(weights) if weights else None,
         "weights_sha256": _sha256(weights) if weights else None,
-        "arg_names": list(FILTER_NAMES),
-        "stats_names": list(STATS_NAMES),
+        "method": method.to_header(),
+        "arg_names": method.arg_names,
+        "stats_names": list(method.stats_names),
         "smoothing": None,
     }
     return ParamsTrack(header=header, frames=rows)

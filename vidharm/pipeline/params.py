@@ -7,8 +7,10 @@ sha256, smoothing settings, the names of the arguments and statistics) and one r
      "stats": {"mean_r": ..., "mean_g": ..., "mean_b": ..., "contrast_pivot": ...},
      "smoothed_stats": {...} | null, "signature": [floats] | null, "mask_area": float (optional)}
 
-``raw`` are the model's unclamped arguments for the frame, rounded to 4 decimals so that machines with
-different thread counts render the same pixels; ``stats`` are the global statistics the filters take from
+``raw`` are the model's unclamped arguments for the frame (or, for image models such as HDNet, the
+coefficients of the colour transform fitted to its output; ``header.method`` says which, see
+:mod:`vidharm.pipeline.methods`), rounded to 4 decimals so that machines with different thread counts
+render the same pixels; ``stats`` are the global statistics the filters take from
 the frame (measured with the raw arguments); ``smoothed``/``smoothed_stats`` are what render applies, so
 applying a row to its frame needs nothing else. ``signature`` describes the background for scene-cut
 detection. ``mask_area`` (optional, written only when known) is the mean of the frame's mask, the foreground
@@ -27,8 +29,8 @@ from typing import Any
 import numpy as np
 
 from vidharm.errors import InputError
-from vidharm.filters import FILTER_NAMES
 from vidharm.io import atomic_path
+from vidharm.pipeline.methods import STATS_NAMES, Method
 
 __all__ = [
     "SCHEMA",
@@ -44,10 +46,13 @@ __all__ = [
 
 SCHEMA = "vidharm.params"
 SCHEMA_VERSION = 1
-STATS_NAMES = ("mean_r", "mean_g", "mean_b", "contrast_pivot")
 #: Raw arguments are stored rounded so renders do not depend on the analysing machine's float noise.
 ARG_DECIMALS = 4
 _STAT_DECIMALS = 6
+
+
+def _named(stats: list[float]) -> dict[str, float]:
+    return dict(zip(STATS_NAMES, stats, strict=True)) if stats else {}
 
 
 @dataclass
@@ -73,10 +78,8 @@ class FrameParams:
             "pts": self.pts,
             "raw": self.raw,
             "smoothed": self.smoothed,
-            "stats": dict(zip(STATS_NAMES, self.stats, strict=True)),
-            "smoothed_stats": None
-            if self.smoothed_stats is None
-            else dict(zip(STATS_NAMES, self.smoothed_stats, strict=True)),
+            "stats": _named(self.stats),
+            "smoothed_stats": None if self.smoothed_stats is None else _named(self.smoothed_stats),
             "signature": self.signature,
         }
         if self.mask_area is not None:
@@ -101,13 +104,19 @@ class ParamsTrack:
     def fps(self) -> Fraction:
         return Fraction(self.header["fps"])
 
+    @property
+    def method(self) -> Method:
+        return Method.from_header(self.header)
+
     def raw_array(self) -> np.ndarray:
-        """(T, 6) raw arguments as float64."""
-        return np.array([f.raw for f in self.frames], dtype=np.float64).reshape(-1, len(FILTER_NAMES))
+        """(T, K) raw values as float64 (K = 6 filter arguments, or the method's coefficient count)."""
+        return np.array([f.raw for f in self.frames], dtype=np.float64).reshape(len(self.frames), self.method.num_args)
 
     def stats_array(self) -> np.ndarray:
-        """(T, 4) measured statistics as float64."""
-        return np.array([f.stats for f in self.frames], dtype=np.float64).reshape(-1, len(STATS_NAMES))
+        """(T, S) measured statistics as float64 (S = 4 for the filters, 0 otherwise)."""
+        return np.array([f.stats for f in self.frames], dtype=np.float64).reshape(
+            len(self.frames), len(self.method.stats_names)
+        )
 
     def times_s(self) -> np.ndarray:
         """(T,) presentation times in seconds from pts and the time base (frame / fps where pts is unknown)."""
@@ -167,10 +176,13 @@ def _floats(path: Path, where: str, values: Any, length: int) -> list[float]:
     return out
 
 
-def _stats(path: Path, where: str, values: Any) -> list[float]:
-    if not isinstance(values, dict) or set(values) != set(STATS_NAMES):
-        raise InputError(f"{path}: {where} must map {', '.join(STATS_NAMES)} to numbers, got {values!r}")
-    return _floats(path, where, [values[k] for k in STATS_NAMES], len(STATS_NAMES))
+def _stats(path: Path, where: str, values: Any, names: tuple[str, ...]) -> list[float]:
+    if values is None and not names:
+        return []
+    if not isinstance(values, dict) or set(values) != set(names):
+        want = ", ".join(names) or "nothing"
+        raise InputError(f"{path}: {where} must map {want} to numbers, got {values!r}")
+    return _floats(path, where, [values[k] for k in names], len(names))
 
 
 def read_params(path: str | Path) -> ParamsTrack:
@@ -208,9 +220,10 @@ def read_params(path: str | Path) -> ParamsTrack:
         Fraction(str(header.get("fps")))
     except (TypeError, ValueError, ZeroDivisionError):
         raise InputError(f'{path}: header.fps must be a frame rate such as "24/1", got {header.get("fps")!r}') from None
+    method = Method.from_header(header)
+    n, names = method.num_args, method.stats_names
     frames: list[FrameParams] = []
     seen: set[int] = set()
-    n = len(FILTER_NAMES)
     for i, row in enumerate(rows):
         where = f"frames[{i}]"
         if not isinstance(row, dict) or not isinstance(row.get("frame"), int) or isinstance(row.get("frame"), bool):
@@ -232,13 +245,13 @@ def read_params(path: str | Path) -> ParamsTrack:
                 frame=row["frame"],
                 pts=pts,
                 raw=_floats(path, f"{where}.raw", row.get("raw"), n),
-                stats=_stats(path, f"{where}.stats", row.get("stats")),
+                stats=_stats(path, f"{where}.stats", row.get("stats"), names),
                 smoothed=None
                 if row.get("smoothed") is None
                 else _floats(path, f"{where}.smoothed", row["smoothed"], n),
                 smoothed_stats=None
                 if row.get("smoothed_stats") is None
-                else _stats(path, f"{where}.smoothed_stats", row["smoothed_stats"]),
+                else _stats(path, f"{where}.smoothed_stats", row["smoothed_stats"], names),
                 signature=None
                 if sig is None
                 else _floats(path, f"{where}.signature", sig, len(sig) if isinstance(sig, list) else -1),

@@ -11,10 +11,12 @@ import torch
 
 from vidharm.config import dump_config
 from vidharm.errors import InputError, UsageError
-from vidharm.filters import FILTER_NAMES, measure_filter_stats
+from vidharm.filters import measure_filter_stats
 from vidharm.io import atomic_path, read_image, write_image
 from vidharm.masks import fit_mask, to_alpha
-from vidharm.pipeline.analyze import analyze, load_model
+from vidharm.models import get_model_config
+from vidharm.pipeline.analyze import analyze, load_model, to_model_input
+from vidharm.pipeline.methods import method_for_model
 from vidharm.pipeline.inputs import ClipInput, open_clip
 from vidharm.pipeline.params import ParamsTrack, write_params
 from vidharm.pipeline.render import render_frame, render_video
@@ -98,7 +100,8 @@ def harmonize_image(composite: Path, mask: Path, output: Path, config: ProcessCo
         config: model, weights and device.
 
     Returns:
-        The six raw arguments that were applied, by filter name.
+        The row that was applied, by name: the six raw filter arguments, or a colour transform's
+        coefficients for image models.
 
     Raises:
         VidharmError: unreadable inputs, mismatched aspect, model or output problems.
@@ -110,12 +113,19 @@ def harmonize_image(composite: Path, mask: Path, output: Path, config: ProcessCo
     alpha = fit_mask(to_alpha(read_image(mask, keep_alpha=True), str(mask)), image.shape[1], image.shape[0], str(mask))
     device = resolve_device(config.device)
     model = load_model(config, device)
-    scale = float(np.iinfo(image.dtype).max)
-    x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float().div(scale)
-    m = torch.from_numpy(alpha).to(device)[None, None]
+    method = method_for_model(config.model, config.transfer)
+    stats: list[float] | None = None
     with torch.inference_mode():
-        args = model(x, m).float()
-        stats = measure_filter_stats(x, args)
+        if method.kind == "filters":
+            # The reference path: the model resizes the full-resolution tensor itself; statistics are
+            # measured on the full image.
+            scale = float(np.iinfo(image.dtype).max)
+            x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float().div(scale)
+            args = model(x, torch.from_numpy(alpha).to(device)[None, None]).float()
+            stats = measure_filter_stats(x, args)[0].tolist()
+        else:
+            x, m = to_model_input(image, alpha, get_model_config(config.model).input_size, device)
+            args = method.predict(model, x, m)
     raw = args[0].tolist()
-    write_image(output, render_frame(image, alpha, raw, stats[0].tolist(), device))
-    return dict(zip(FILTER_NAMES, raw, strict=True))
+    write_image(output, render_frame(image, alpha, raw, stats, device, method=method))
+    return dict(zip(method.arg_names, raw, strict=True))

@@ -13,15 +13,18 @@ import numpy as np
 import torch
 
 from vidharm.errors import InputError, UsageError
-from vidharm.filters import apply_filters, composite
+from vidharm.filters import composite
 from vidharm.io import VideoFrame, VideoWriter, prefetch
 from vidharm.pipeline.inputs import ClipInput, iter_frames_and_masks
+from vidharm.pipeline.methods import Method
 from vidharm.pipeline.params import ParamsTrack
 from vidharm.pipeline.settings import ProcessConfig, resolve_device
 
 __all__ = ["render_frame", "render_video", "check_mix"]
 
 log = logging.getLogger(__name__)
+
+_FILTERS = Method("filters")
 
 
 def check_mix(mix: float) -> float:
@@ -46,8 +49,9 @@ def render_frame(
     stats: Sequence[float] | None = None,
     device: torch.device | str = "cpu",
     mix: float = 1.0,
+    method: Method = _FILTERS,
 ) -> np.ndarray:
-    """Apply the six filters with ``args`` to ``image`` and blend with ``mask``, at full resolution.
+    """Apply a parameter row to ``image`` and blend with ``mask``, at full resolution.
 
     Where the mask is 0 the result equals ``image`` exactly; elsewhere it is
     ``filtered * mask * mix + image * (1 - mask * mix)``, rounded to the image's integer levels: ``mix`` is
@@ -57,11 +61,13 @@ def render_frame(
     Args:
         image: (H, W, 3) RGB, uint8 or uint16 (native bit depth kept).
         mask: (H, W) float32 alpha in [0, 1].
-        args: 6 raw arguments in filter order (clamped to [-1, 1] by the filters).
-        stats: 4 global statistics (mean_r, mean_g, mean_b, contrast_pivot) or None to measure them on
-            ``image``.
+        args: the row: 6 raw arguments in filter order (clamped to [-1, 1] by the filters), or the
+            coefficients of ``method``'s colour transform.
+        stats: 4 global statistics (mean_r, mean_g, mean_b, contrast_pivot), or None/empty to measure them
+            on ``image`` (filters only).
         device: where the arithmetic runs.
         mix: strength in [0, 1]; scales the mask.
+        method: how the row is applied (:class:`~vidharm.pipeline.methods.Method`); the six filters by default.
 
     Returns:
         (H, W, 3) array of ``image``'s dtype.
@@ -84,9 +90,9 @@ def render_frame(
     x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float().div(scale)
     m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).to(device)[None, None]
     a = torch.tensor([list(args)], dtype=torch.float32, device=device)
-    s = None if stats is None else torch.tensor([list(stats)], dtype=torch.float32, device=device)
+    s = torch.tensor([list(stats)], dtype=torch.float32, device=device) if stats else None
     with torch.inference_mode():
-        out = composite(apply_filters(x, a, s), x, m)
+        out = composite(method.apply(x, a, s), x, m)
         levels = out[0].permute(1, 2, 0).mul(scale).round_().clamp_(0, scale).cpu().numpy().astype(image.dtype)
     # composite() keeps the background exactly; this makes it independent of float rounding all the same.
     return np.where((mask == 0)[..., None], image, levels)
@@ -118,6 +124,7 @@ def render_video(
             f"but {inp.clip.name} is {inp.info.width}x{inp.info.height}; analyze this clip again"
         )
     rows = [track.row(f) for f in inp.frames]
+    method = track.method
     device = resolve_device(config.device)
     whole = inp.frames == range(inp.num_frames)
     with VideoWriter(
@@ -134,7 +141,7 @@ def render_video(
             rows, prefetch(iter_frames_and_masks(inp, config.decoder), maxsize=4), strict=False
         ):
             args, stats = row.applied()
-            pixels = render_frame(image, mask, args, stats, device, mix)
+            pixels = render_frame(image, mask, args, stats, device, mix, method)
             writer.write(VideoFrame(index=frame, pts=pts, time_base=inp.info.time_base, image=pixels))
             written += 1
             if on_frame is not None:

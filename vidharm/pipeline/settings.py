@@ -30,6 +30,8 @@ class ProcessConfig:
         crf: constant rate factor for codecs that take one (0 with libx264 is lossless).
         preset: encoder speed preset for codecs that take one.
         pix_fmt: output pixel format; empty picks one suited to the codec and the source.
+        transfer: how an image model's (HDNet's) 256-px result reaches full resolution: ``local`` (a grid of
+            local affine colour transforms), ``affine`` or ``poly2`` (one global colour transform).
         decoder: ``pyav`` or ``decord`` (optional extra).
         torch_threads: threads for torch; 0 leaves half the cores to decoding and encoding.
     """
@@ -44,6 +46,7 @@ class ProcessConfig:
     crf: int = 18
     preset: str = "medium"
     pix_fmt: str | None = None
+    transfer: str = "local"
     decoder: str = "pyav"
     torch_threads: int = 0
 
@@ -54,6 +57,8 @@ class ProcessConfig:
             raise UsageError(f"half_life_s: expected 0 (off) or a positive number of seconds, got {self.half_life_s}")
         if self.batch_size < 1:
             raise UsageError(f"batch_size: expected a positive integer, got {self.batch_size}")
+        if self.transfer not in ("local", "affine", "poly2"):
+            raise UsageError(f"transfer: expected local, affine or poly2, got {self.transfer!r}")
         if self.decoder not in ("pyav", "decord"):
             raise UsageError(f"decoder: expected pyav or decord, got {self.decoder!r}")
 

@@ -46,7 +46,9 @@ def smooth(track: ParamsTrack, *, mode: str, half_life_s: float) -> ParamsTrack:
     else:
         index_cuts = [i for i, f in enumerate(track.frames) if f.frame in set(cuts)]
         args = smooth_track(track.raw_array(), times, half_life_s=half_life_s, mode=mode, cuts=index_cuts)
-        stats = smooth_track(track.stats_array(), times, half_life_s=half_life_s, mode=mode, cuts=index_cuts)
+        stats = track.stats_array()
+        if stats.shape[1]:
+            stats = smooth_track(stats, times, half_life_s=half_life_s, mode=mode, cuts=index_cuts)
     frames = [
         dataclasses.replace(
             row, smoothed=round_args(a, _SMOOTHED_DECIMALS), smoothed_stats=round_args(s, _SMOOTHED_DECIMALS)
