@@ -210,3 +210,13 @@ def test_output_equal_to_input_is_refused(clip_with_masks) -> None:
     clip, masks = clip_with_masks(num_frames=2)
     with pytest.raises(UsageError, match="overwrite the input"):
         process_video(clip, masks, clip, FAST)
+
+
+def test_decord_decoder_gives_the_same_analysis(tmp_path: Path) -> None:
+    pytest.importorskip("decord", reason="decord is the optional [decord] extra")
+    a = process_video(SAMPLE, SAMPLE_MASKS, tmp_path / "a.mp4", ProcessConfig(preset="ultrafast", smoothing="off"))
+    b = process_video(
+        SAMPLE, SAMPLE_MASKS, tmp_path / "b.mp4", ProcessConfig(preset="ultrafast", smoothing="off", decoder="decord")
+    )
+    assert [f.pts for f in b.frames] == [f.pts for f in a.frames]
+    np.testing.assert_allclose(b.raw_array(), a.raw_array(), atol=0.05)
