@@ -48,6 +48,57 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override a setting (repeatable)")
 
 
+def _add_smoothing_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("temporal smoothing")
+    g.add_argument(
+        "--ema-half-life",
+        type=float,
+        metavar="SECONDS",
+        help="half-life of the smoothing of the arguments, in seconds of video (fps-aware; 0 disables)",
+    )
+    g.add_argument("--smoothing", choices=("ema", "zero_lag", "off"), help="ema (causal, default), zero_lag, off")
+
+
+def _add_encoding_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("image models (hdnet)")
+    g.add_argument(
+        "--transfer",
+        choices=("local", "affine", "poly2"),
+        help="how HDNet's 256-px result reaches full resolution: local (grid of local colour transforms, default), "
+        "affine or poly2 (one global colour transform)",
+    )
+    g = p.add_argument_group("encoding")
+    g.add_argument("--codec", help="encoder: libx264 (default), libx265, ffv1 (lossless RGB), libx264rgb, prores_ks")
+    g.add_argument("--crf", type=int, help="quality for x264/x265 (default 18; 0 is lossless)")
+    g.add_argument("--preset", help="x264/x265 speed preset (default medium; veryfast for drafts)")
+    g.add_argument("--pix-fmt", help="output pixel format (default: suited to the codec and the source)")
+    g.add_argument("--decoder", choices=("pyav", "decord"), help="video decoder (decord is an optional extra)")
+    g.add_argument("--batch-size", type=int, help="frames per network call (default 8)")
+
+
+def _frames_arg(text: str) -> range:
+    """``A-B`` (inclusive) or ``N`` as a range of source frame numbers."""
+    first, sep, last = text.partition("-")
+    try:
+        a = int(first)
+        b = int(last) if sep else a
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a frame or an inclusive range like 0-249, got {text!r}") from None
+    if a < 0 or b < a:
+        raise argparse.ArgumentTypeError(f"expected 0 <= first <= last, got {text!r}")
+    return range(a, b + 1)
+
+
+def _mix_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a strength between 0 and 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with all subcommands."""
     parser = argparse.ArgumentParser(
@@ -70,28 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("masks", type=Path, help="folder of numbered mask images, or a mask video")
     p.add_argument("-o", "--output", type=Path, help="output video (default: <clip>_harmonized.<ext> beside the clip)")
     _add_model_options(p)
-    g = p.add_argument_group("temporal smoothing")
-    g.add_argument(
-        "--ema-half-life",
-        type=float,
-        metavar="SECONDS",
-        help="half-life of the smoothing of the arguments, in seconds of video (fps-aware; 0 disables)",
-    )
-    g.add_argument("--smoothing", choices=("ema", "zero_lag", "off"), help="ema (causal, default), zero_lag, off")
-    g = p.add_argument_group("image models (hdnet)")
-    g.add_argument(
-        "--transfer",
-        choices=("local", "affine", "poly2"),
-        help="how HDNet's 256-px result reaches full resolution: local (grid of local colour transforms, default), "
-        "affine or poly2 (one global colour transform)",
-    )
-    g = p.add_argument_group("encoding")
-    g.add_argument("--codec", help="encoder: libx264 (default), libx265, ffv1 (lossless RGB), libx264rgb, prores_ks")
-    g.add_argument("--crf", type=int, help="quality for x264/x265 (default 18; 0 is lossless)")
-    g.add_argument("--preset", help="x264/x265 speed preset (default medium; veryfast for drafts)")
-    g.add_argument("--pix-fmt", help="output pixel format (default: suited to the codec and the source)")
-    g.add_argument("--decoder", choices=("pyav", "decord"), help="video decoder (decord is an optional extra)")
-    g.add_argument("--batch-size", type=int, help="frames per network call (default 8)")
+    _add_smoothing_options(p)
+    _add_encoding_options(p)
     p.add_argument("--params-out", type=Path, metavar="JSON", help="write the per-frame parameter sidecar here")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -104,7 +135,134 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("mask", type=Path, help="foreground mask image (same size or same aspect)")
     p.add_argument("-o", "--output", type=Path, help="output image (default: <composite>_harmonized.png)")
     _add_model_options(p)
+    p.add_argument(
+        "--args",
+        metavar="T,B,C,S,H,SH",
+        help="apply these six filter arguments instead of predicting (also name=value,...; others 0)",
+    )
+    p.add_argument("--mix", type=_mix_arg, default=1.0, help="strength of the harmonization, 0 to 1 (default 1)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the arguments")
+
+    p = sub.add_parser(
+        "analyze",
+        help="predict per-frame arguments for a frame range (farm phase 1)",
+        description="Analyze a frame range: run the model on every frame and write the raw arguments and the "
+        "statistics the filters need as a small sidecar. Chunks of one clip are joined by `vidharm smooth`.",
+    )
+    p.add_argument("clip", type=Path, help="input video")
+    p.add_argument("masks", type=Path, help="folder of numbered mask images, or a mask video")
+    p.add_argument("--frames", type=_frames_arg, metavar="A-B", help="inclusive source frame range (default: all)")
+    p.add_argument(
+        "-o", "--output", type=Path, required=True, help="sidecar .json, or a folder (gets analyze.A-B.json)"
+    )
+    _add_model_options(p)
+    p.add_argument("--batch-size", type=int, help="frames per network call (default 8)")
+    p.add_argument("--decoder", choices=("pyav", "decord"), help="video decoder")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser(
+        "smooth",
+        help="join analyze sidecars and smooth the whole track (farm phase 2)",
+        description="Join the sidecars of all chunks (overlaps and gaps are errors) and smooth the whole "
+        "argument track once; the result is the same format as process --params-out.",
+    )
+    p.add_argument("inputs", type=Path, nargs="+", help="sidecar files, or folders holding analyze.*.json")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the smoothed parameter file (.json)")
+    p.add_argument("--config", metavar="YAML", type=Path, help="settings preset")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override a setting")
+    _add_smoothing_options(p)
+
+    p = sub.add_parser(
+        "render",
+        help="render a clip from a parameter file, no network (farm phase 3, edits)",
+        description="Apply a parameter file to a clip: the `smoothed` values of a sidecar (never smoothed "
+        "again), or a CSV of values at a few frames (frame, then any of the six arguments; linear between rows, "
+        "held outside; optional smoothing columns), merged over --base.",
+    )
+    p.add_argument("clip", type=Path, help="input video")
+    p.add_argument("masks", type=Path, help="folder of numbered mask images, or a mask video")
+    p.add_argument("params", type=Path, help="parameter sidecar (.json) or keyframe CSV (.csv)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output video")
+    p.add_argument("--frames", type=_frames_arg, metavar="A-B", help="render only this inclusive range")
+    p.add_argument("--base", type=Path, metavar="JSON", help="with a CSV: the sidecar the CSV's columns edit")
+    p.add_argument("--mix", type=_mix_arg, default=1.0, help="strength of the harmonization, 0 to 1 (default 1)")
+    p.add_argument(
+        "--lock", metavar="NAMES", help="hold arguments fixed: 'brightness,contrast' (at 0) or 'contrast=0.2'"
+    )
+    p.add_argument("--params-out", type=Path, metavar="JSON", help="write the parameters that were rendered")
+    p.add_argument("--device", help="auto, cpu, cuda")
+    p.add_argument("--config", metavar="YAML", type=Path, help="settings preset")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override a setting")
+    _add_encoding_options(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    export = sub.add_parser("export", help="export the harmonization: .cube LUT, Nuke script, ONNX model")
+    ex = export.add_subparsers(dest="what", metavar="WHAT", required=True)
+    p = ex.add_parser(
+        "lut",
+        help="one frame's harmonization (or a range's mean) as a .cube 3D LUT",
+        description="Write the harmonization of one frame, or the mean over a range, as a 3D LUT (.cube) that "
+        "Nuke, Resolve and ffmpeg's lut3d read, with the frame's statistics baked in. It applies to the whole "
+        "image: use it through the matte. Without --params the frames are analysed now (unsmoothed).",
+    )
+    p.add_argument("clip", type=Path, help="input video")
+    p.add_argument("masks", type=Path, help="folder of numbered mask images, or a mask video")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--frame", type=int, help="the frame to export")
+    which.add_argument("--frames", type=_frames_arg, metavar="A-B", help="average over this inclusive range")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the .cube file")
+    p.add_argument("--params", type=Path, metavar="JSON", help="take the (smoothed) values from this sidecar")
+    p.add_argument("--size", type=int, default=33, help="lattice points per axis (default 33; 65 is finer)")
+    p.add_argument("--mix", type=_mix_arg, default=1.0, help="strength, 0 to 1")
+    _add_model_options(p)
+    p = ex.add_parser(
+        "nuke",
+        help="a Nuke script reproducing the harmonization per frame",
+        description="Write a Nuke script that reads the plate and the matte and grades the foreground with a "
+        "numbered .cube per frame (the six filters depend on per-frame statistics, which no single stock node "
+        "expresses), keyed through the matte.",
+    )
+    p.add_argument("clip", type=Path, help="input video")
+    p.add_argument("masks", type=Path, help="folder of numbered mask images, or a mask video")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the .nk file")
+    p.add_argument("--params", type=Path, metavar="JSON", help="sidecar to reproduce (default: analyze + smooth now)")
+    p.add_argument("--cube-dir", type=Path, help="folder for the per-frame LUTs (default <stem>_cubes)")
+    p.add_argument("--size", type=int, default=33, help="lattice points per axis")
+    p.add_argument("--mix", type=_mix_arg, default=1.0, help="strength, 0 to 1")
+    _add_model_options(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p = ex.add_parser(
+        "onnx",
+        help="the Harmonizer network as ONNX, checked with ONNX Runtime",
+        description="Export the argument-predicting network as ONNX: inputs image (B,3,256,256) and mask "
+        "(B,1,256,256) in [0,1], output args (B,6) in filter order. Needs the [onnx] extra.",
+    )
+    p.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime comparison")
+    _add_model_options(p)
+
+    p = sub.add_parser("plot", help="plot the six argument tracks, raw and smoothed, with cuts")
+    p.add_argument("params", type=Path, help="parameter sidecar (.json)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the PNG to write")
+    p.add_argument("--title", help="plot title")
+
+    p = sub.add_parser(
+        "qc",
+        help="flag clamped arguments, jumps, tiny masks and cuts; optional before/after proxy",
+        description="Check a parameter file: arguments at their clamp limits, jumps between frames, empty or "
+        "tiny masks, scene cuts. --proxy writes a small side-by-side before/after clip for review.",
+    )
+    p.add_argument("params", type=Path, help="parameter sidecar (.json)")
+    p.add_argument("--clip", type=Path, help="the clip (needed for --proxy)")
+    p.add_argument("--masks", type=Path, help="the masks (needed for --proxy, or mask areas of old sidecars)")
+    p.add_argument("--max-jump", type=float, default=0.1, help="largest frame-to-frame change not flagged")
+    p.add_argument("--min-mask-area", type=float, default=0.001, help="smallest foreground fraction not flagged")
+    p.add_argument("--clamp-margin", type=float, default=0.01, help="flag arguments this close to +-1")
+    p.add_argument("--strict", action="store_true", help="exit 1 when anything is flagged as a warning")
+    p.add_argument("--proxy", type=Path, metavar="MP4", help="write a side-by-side before/after review clip")
+    p.add_argument("--max-width", type=int, default=960, help="width of the proxy (default 960)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     sub.add_parser("models", help="list the available models", description="List the registered models.")
     return parser
@@ -115,9 +273,9 @@ def _settings(args: argparse.Namespace) -> Any:
     from vidharm.pipeline import ProcessConfig
 
     flags = {
-        "model": args.model,
-        "weights": args.weights,
-        "device": args.device,
+        "model": getattr(args, "model", None),
+        "weights": getattr(args, "weights", None),
+        "device": getattr(args, "device", None),
         "half_life_s": getattr(args, "ema_half_life", None),
         "transfer": getattr(args, "transfer", None),
         "smoothing": getattr(args, "smoothing", None),
@@ -129,7 +287,7 @@ def _settings(args: argparse.Namespace) -> Any:
         "batch_size": getattr(args, "batch_size", None),
     }
     explicit = [f"{k}={v}" for k, v in flags.items() if v is not None]
-    config = load_config(ProcessConfig, args.config, [*explicit, *args.set])
+    config = load_config(ProcessConfig, getattr(args, "config", None), [*explicit, *getattr(args, "set", [])])
     return config
 
 
@@ -174,10 +332,12 @@ def _cmd_process(args: argparse.Namespace) -> int:
 
 def _cmd_image(args: argparse.Namespace) -> int:
     from vidharm.pipeline import harmonize_image
+    from vidharm.pipeline.edit import parse_arg_values
 
     config = _settings(args)
     output = args.output or args.composite.with_name(f"{args.composite.stem}_harmonized.png")
-    raw = harmonize_image(args.composite, args.mask, output, config)
+    given = parse_arg_values(args.args) if args.args else None
+    raw = harmonize_image(args.composite, args.mask, output, config, args=given, mix=args.mix)
     if not args.quiet:
         if len(raw) <= 12:
             print("  ".join(f"{n}={v:+.3f}" for n, v in raw.items()))
@@ -194,7 +354,171 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"process": _cmd_process, "image": _cmd_image, "models": _cmd_models}
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from vidharm.pipeline import analyze, load_model, open_clip, resolve_device, write_params
+
+    config = _settings(args)
+    inp = open_clip(args.clip, args.masks, args.frames)
+    out = args.output
+    if out.suffix.lower() != ".json":
+        out.mkdir(parents=True, exist_ok=True)
+        out = out / f"analyze.{inp.frames.start:06d}-{inp.frames.stop - 1:06d}.json"
+    model = load_model(config, resolve_device(config.device))
+    progress = _Progress(args.quiet)
+    try:
+        track = analyze(inp, config, model=model, on_frame=progress("analyze", len(inp.frames)))
+    finally:
+        progress.close()
+    write_params(track, out)
+    if not args.quiet:
+        print(f"wrote {out} (frames {inp.frames.start}-{inp.frames.stop - 1})", file=sys.stderr)
+    return 0
+
+
+def _cmd_smooth(args: argparse.Namespace) -> int:
+    from vidharm.pipeline import read_params, smooth, write_params
+    from vidharm.pipeline.smooth import join_tracks
+
+    config = _settings(args)
+    files: list[Path] = []
+    for path in args.inputs:
+        if path.is_dir():
+            found = sorted(path.glob("analyze.*.json"))
+            if not found:
+                from vidharm.errors import InputError
+
+                raise InputError(f"{path}: no analyze.*.json sidecars in the folder; run vidharm analyze first")
+            files += found
+        else:
+            files.append(path)
+    track = join_tracks([read_params(f) for f in files], [str(f) for f in files])
+    write_params(smooth(track, mode=config.smoothing, half_life_s=config.half_life_s), args.output)
+    print(f"wrote {args.output} ({len(track.frames)} frames from {len(files)} sidecars)", file=sys.stderr)
+    return 0
+
+
+def _cmd_render(args: argparse.Namespace) -> int:
+    from vidharm.errors import UsageError
+    from vidharm.pipeline import open_clip, read_params, render_video, write_params
+    from vidharm.pipeline.edit import apply_keyframes, lock_args, neutral_track, parse_locks, read_keyframes
+    from vidharm.pipeline.process import check_output_path
+
+    config = _settings(args)
+    check_output_path(args.output, args.clip, args.masks, args.params)
+    inp = open_clip(args.clip, args.masks, args.frames)
+    if args.params.suffix.lower() == ".csv":
+        base = read_params(args.base) if args.base else neutral_track(inp, device=config.device, decoder=config.decoder)
+        track = apply_keyframes(base, read_keyframes(args.params, names=base.method.arg_names))
+    elif args.base:
+        raise UsageError("--base goes with a keyframe CSV; a .json parameter file is rendered as it is")
+    else:
+        track = read_params(args.params)
+    if args.lock:
+        track = lock_args(track, parse_locks(args.lock, track.method.arg_names))
+    progress = _Progress(args.quiet)
+    try:
+        render_video(inp, track, args.output, config, on_frame=progress("render", len(inp.frames)), mix=args.mix)
+    finally:
+        progress.close()
+    if args.params_out:
+        write_params(track, args.params_out)
+    if not args.quiet:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _track_for_export(args: argparse.Namespace, frames: range | None) -> Any:
+    from vidharm.pipeline import analyze, open_clip, read_params, smooth
+
+    if args.params:
+        return read_params(args.params)
+    config = _settings(args)
+    track = analyze(open_clip(args.clip, args.masks, frames), config)
+    return smooth(track, mode=config.smoothing, half_life_s=config.half_life_s) if frames is None else track
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from vidharm.pipeline.export import export_lut, export_nuke, export_onnx
+
+    if args.what == "lut":
+        frames = range(args.frame, args.frame + 1) if args.frame is not None else args.frames
+        export_lut(_track_for_export(args, frames), args.output, frames, size=args.size, mix=args.mix)
+    elif args.what == "nuke":
+        progress = _Progress(args.quiet)
+        try:
+            track = _track_for_export(args, None)
+            export_nuke(
+                track,
+                args.output,
+                clip=args.clip,
+                masks=args.masks,
+                cube_dir=args.cube_dir,
+                size=args.size,
+                mix=args.mix,
+                on_frame=progress("cubes", len(track.frames)),
+            )
+        finally:
+            progress.close()
+    else:
+        diff = export_onnx(_settings(args), args.output, opset=args.opset, check=not args.no_check)
+        if diff is not None:
+            print(f"ONNX Runtime matches PyTorch: max |difference| {diff:.2e}")
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from vidharm.pipeline import read_params
+    from vidharm.pipeline.plot import plot_params
+
+    plot_params(read_params(args.params), args.output, title=args.title)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_qc(args: argparse.Namespace) -> int:
+    from vidharm.errors import UsageError
+    from vidharm.pipeline import open_clip, read_params
+    from vidharm.pipeline.qc import check_track, format_flags, measure_mask_areas, write_proxy
+
+    track = read_params(args.params)
+    inp = (
+        open_clip(args.clip, args.masks, range(track.frames[0].frame, track.frames[-1].frame + 1))
+        if (args.clip and args.masks)
+        else None
+    )
+    if args.proxy and inp is None:
+        raise UsageError("--proxy needs --clip and --masks")
+    areas = measure_mask_areas(inp) if inp is not None and any(f.mask_area is None for f in track.frames) else None
+    flags = check_track(
+        track,
+        mask_areas=areas,
+        clamp_margin=args.clamp_margin,
+        max_jump=args.max_jump,
+        min_mask_area=args.min_mask_area,
+    )
+    print(format_flags(flags))
+    if args.proxy and inp is not None:
+        progress = _Progress(args.quiet)
+        try:
+            write_proxy(inp, track, args.proxy, max_width=args.max_width, on_frame=progress("proxy", len(inp.frames)))
+        finally:
+            progress.close()
+        print(f"wrote {args.proxy}", file=sys.stderr)
+    return 1 if args.strict and any(f.severity == "warning" for f in flags) else 0
+
+
+_COMMANDS = {
+    "process": _cmd_process,
+    "image": _cmd_image,
+    "analyze": _cmd_analyze,
+    "smooth": _cmd_smooth,
+    "render": _cmd_render,
+    "export": _cmd_export,
+    "plot": _cmd_plot,
+    "qc": _cmd_qc,
+    "models": _cmd_models,
+}
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -3,7 +3,7 @@ track), render (frames + masks + a parameter row -> pixels -> encoder); ``proces
 
 from __future__ import annotations
 
-from vidharm.pipeline.analyze import analyze, frame_histogram, stats_from_histograms
+from vidharm.pipeline.analyze import analyze, frame_histogram, load_model, stats_from_histograms
 from vidharm.pipeline.inputs import ClipInput, iter_frames_and_masks, open_clip
 from vidharm.pipeline.params import FrameParams, ParamsTrack, read_params, write_params
 from vidharm.pipeline.process import harmonize_image, process_video
@@ -20,6 +20,7 @@ __all__ = [
     "frame_histogram",
     "harmonize_image",
     "iter_frames_and_masks",
+    "load_model",
     "open_clip",
     "process_video",
     "read_params",

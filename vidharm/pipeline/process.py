@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +12,15 @@ import torch
 
 from vidharm.config import dump_config
 from vidharm.errors import InputError, UsageError
-from vidharm.filters import measure_filter_stats
+from vidharm.filters import FILTER_NAMES, NUM_ARGS, measure_filter_stats
 from vidharm.io import atomic_path, read_image, write_image
 from vidharm.masks import fit_mask, to_alpha
 from vidharm.models import get_model_config
 from vidharm.pipeline.analyze import analyze, load_model, to_model_input
-from vidharm.pipeline.methods import method_for_model
+from vidharm.pipeline.methods import Method, method_for_model
 from vidharm.pipeline.inputs import ClipInput, open_clip
 from vidharm.pipeline.params import ParamsTrack, write_params
-from vidharm.pipeline.render import render_frame, render_video
+from vidharm.pipeline.render import check_mix, render_frame, render_video
 from vidharm.pipeline.settings import ProcessConfig, resolve_device
 from vidharm.pipeline.smooth import smooth
 
@@ -86,46 +87,65 @@ def process_video(
     return track
 
 
-def harmonize_image(composite: Path, mask: Path, output: Path, config: ProcessConfig) -> dict[str, float]:
-    """Harmonize one still image at full resolution.
+def harmonize_image(
+    composite: Path,
+    mask: Path,
+    output: Path | None,
+    config: ProcessConfig,
+    *,
+    args: Sequence[float] | None = None,
+    mix: float = 1.0,
+) -> dict[str, float]:
+    """Harmonize one still image at full resolution (``vidharm image``).
 
     The network sees the image resized to its input size; the filters run on the full image with
     statistics measured on it, exactly as the reference image demo, except that the result is rounded
-    (the demo truncates) and the native bit depth is kept.
+    (the demo truncates) and the native bit depth is kept. With ``args`` given, no network runs: those six
+    filter arguments are applied instead (so a still can be tuned by hand).
 
     Args:
         composite: RGB image (8 or 16 bit).
         mask: foreground mask image, same size or same aspect.
-        output: where to write (PNG, TIFF or JPEG by extension; atomically).
-        config: model, weights and device.
+        output: where to write (PNG, TIFF or JPEG by extension; atomically), or None to only predict.
+        config: model, weights, transfer and device.
+        args: six raw filter arguments to apply instead of predicting, or None.
+        mix: harmonization strength in [0, 1].
 
     Returns:
-        The row that was applied, by name: the six raw filter arguments, or a colour transform's
-        coefficients for image models.
+        The row that was (or would be) applied, by name: the six raw filter arguments, or a colour
+        transform's coefficients for image models.
 
     Raises:
+        UsageError: ``args`` not six finite numbers, ``args`` with an image model, ``mix`` outside [0, 1].
         VidharmError: unreadable inputs, mismatched aspect, model or output problems.
     """
-    check_output_path(output, composite, mask)
+    check_mix(mix)
+    if output is not None:
+        check_output_path(output, composite, mask)
     image = read_image(composite)
     if image.ndim != 3:
         raise InputError(f"{composite}: expected an RGB image, got a single-channel one")
     alpha = fit_mask(to_alpha(read_image(mask, keep_alpha=True), str(mask)), image.shape[1], image.shape[0], str(mask))
     device = resolve_device(config.device)
-    model = load_model(config, device)
-    method = method_for_model(config.model, config.transfer)
+    method = method_for_model(config.model, config.transfer) if args is None else Method("filters")
+    scale = float(np.iinfo(image.dtype).max)
+    x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float().div(scale)
     stats: list[float] | None = None
     with torch.inference_mode():
-        if method.kind == "filters":
-            # The reference path: the model resizes the full-resolution tensor itself; statistics are
-            # measured on the full image.
-            scale = float(np.iinfo(image.dtype).max)
-            x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float().div(scale)
-            args = model(x, torch.from_numpy(alpha).to(device)[None, None]).float()
-            stats = measure_filter_stats(x, args)[0].tolist()
+        if args is not None:
+            values = [float(a) for a in args]
+            if len(values) != NUM_ARGS or not all(math.isfinite(v) for v in values):
+                raise UsageError(f"args: expected {NUM_ARGS} finite numbers ({', '.join(FILTER_NAMES)}), got {args}")
+            row = torch.tensor([values], dtype=torch.float32, device=device)
+        elif method.kind == "filters":
+            # The reference path: the model resizes the full-resolution tensor itself.
+            row = load_model(config, device)(x, torch.from_numpy(alpha).to(device)[None, None]).float()
         else:
-            x, m = to_model_input(image, alpha, get_model_config(config.model).input_size, device)
-            args = method.predict(model, x, m)
-    raw = args[0].tolist()
-    write_image(output, render_frame(image, alpha, raw, stats, device, method=method))
+            small, small_mask = to_model_input(image, alpha, get_model_config(config.model).input_size, device)
+            row = method.predict(load_model(config, device), small, small_mask)
+        if method.kind == "filters":
+            stats = measure_filter_stats(x, row)[0].tolist()
+    raw = row[0].tolist()
+    if output is not None:
+        write_image(output, render_frame(image, alpha, raw, stats, device, mix, method))
     return dict(zip(method.arg_names, raw, strict=True))

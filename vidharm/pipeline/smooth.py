@@ -6,12 +6,76 @@ import dataclasses
 
 import numpy as np
 
+from vidharm.errors import InputError
 from vidharm.pipeline.params import ParamsTrack, round_args
 from vidharm.temporal import detect_scene_cuts, smooth_track
 
-__all__ = ["smooth"]
+__all__ = ["smooth", "join_tracks"]
 
 _SMOOTHED_DECIMALS = 6
+
+
+_SAME_SOURCE = ("clip_fingerprint", "masks_fingerprint", "model", "weights_sha256", "method", "width", "height", "fps")
+
+
+def join_tracks(tracks: list[ParamsTrack], names: list[str] | None = None) -> ParamsTrack:
+    """Join the sidecars of frame-range chunks into one track covering their frames without gaps.
+
+    Args:
+        tracks: sidecars from ``analyze`` of the same clip, masks and model, in any order.
+        names: what to call each sidecar in messages (file names), parallel to ``tracks``.
+
+    Returns:
+        One track, rows in frame order, header from the first chunk with ``frames`` spanning all.
+
+    Raises:
+        InputError: no tracks, chunks from another clip, masks, model or method, overlapping frames, or a
+            gap between chunks (each named precisely).
+
+    Example:
+        >>> from vidharm.pipeline.params import FrameParams
+        >>> h = {"fps": "24/1", "clip_fingerprint": "a"}
+        >>> parts = [ParamsTrack(dict(h), [FrameParams(i, i, [0.0] * 6, [0.5] * 4)]) for i in (1, 0)]
+        >>> [f.frame for f in join_tracks(parts).frames]
+        [0, 1]
+    """
+    if not tracks:
+        raise InputError("no analyze sidecars to join; run vidharm analyze first")
+    names = names or [f"sidecar {i}" for i in range(len(tracks))]
+    first = tracks[0].header
+    for track, name in zip(tracks[1:], names[1:], strict=True):
+        for key in _SAME_SOURCE:
+            if track.header.get(key) != first.get(key):
+                raise InputError(
+                    f"{name}: its {key} differs from {names[0]}'s; every chunk must come from the same clip, "
+                    f"masks and model (re-run analyze for that chunk)"
+                )
+    owner: dict[int, str] = {}
+    rows = []
+    for track, name in zip(tracks, names, strict=True):
+        for row in track.frames:
+            if row.frame in owner:
+                raise InputError(f"frame {row.frame} is in both {owner[row.frame]} and {name}; chunks must not overlap")
+            owner[row.frame] = name
+            rows.append(row)
+    rows.sort(key=lambda r: r.frame)
+    missing = [f for f in range(rows[0].frame, rows[-1].frame + 1) if f not in owner]
+    if missing:
+        raise InputError(
+            f"frames {missing[0]}-{_run_end(missing)} are in no chunk "
+            f"({len(missing)} missing in all); analyze them before smoothing"
+        )
+    header = {**first, "frames": [rows[0].frame, rows[-1].frame]}
+    return ParamsTrack(header=header, frames=rows)
+
+
+def _run_end(missing: list[int]) -> int:
+    end = missing[0]
+    for f in missing[1:]:
+        if f != end + 1:
+            break
+        end = f
+    return end
 
 
 def smooth(track: ParamsTrack, *, mode: str, half_life_s: float) -> ParamsTrack:
