@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import time
@@ -20,6 +21,9 @@ from vidharm.errors import VidharmError
 __all__ = ["main", "build_parser"]
 
 log = logging.getLogger("vidharm")
+
+# Set by --openjd-progress (or VIDHARM_OPENJD_PROGRESS=1): print OpenJD progress lines on stdout.
+_OPENJD_PROGRESS = False
 
 _EPILOG_PROCESS = """\
 examples:
@@ -106,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Harmonize composited video: make a foreground match its background's light and colour.",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of unexpected errors")
+    parser.add_argument(
+        "--openjd-progress",
+        action="store_true",
+        help="print 'openjd_progress: <percent>' lines on stdout for farm runners (also VIDHARM_OPENJD_PROGRESS=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
@@ -182,8 +191,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("clip", type=Path, help="input video")
     p.add_argument("masks", type=Path, help="folder of numbered mask images, or a mask video")
     p.add_argument("params", type=Path, help="parameter sidecar (.json) or keyframe CSV (.csv)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="output video")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help="output video (with --frames: a segment for vidharm concat), or an image sequence: out/frame.%%05d.png "
+        "or out/frame.####.exr (8/16-bit PNG/TIFF, float EXR; files numbered by source frame)",
+    )
     p.add_argument("--frames", type=_frames_arg, metavar="A-B", help="render only this inclusive range")
+    p.add_argument("--force", action="store_true", help="image sequences: rewrite frames whose file already exists")
     p.add_argument("--base", type=Path, metavar="JSON", help="with a CSV: the sidecar the CSV's columns edit")
     p.add_argument("--mix", type=_mix_arg, default=1.0, help="strength of the harmonization, 0 to 1 (default 1)")
     p.add_argument(
@@ -264,6 +281,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-width", type=int, default=960, help="width of the proxy (default 960)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
+    p = sub.add_parser(
+        "concat",
+        help="join rendered video segments losslessly and add the source's audio (farm phase 4)",
+        description="Join the video segments of `vidharm render --frames` (each has a .segment.json beside it) in "
+        "frame order, without re-encoding, and add the audio of --audio-from. Overlaps, gaps and segments of "
+        "another clip or parameter file are errors.",
+    )
+    p.add_argument("segments", type=Path, nargs="+", help="segment videos or folders holding them, any order")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the joined video (same container as segments)")
+    p.add_argument("--audio-from", type=Path, metavar="CLIP", help="add this file's audio (normally the source clip)")
+
+    farm = sub.add_parser("farm", help="render-farm jobs: export Open Job Description job templates")
+    fs = farm.add_subparsers(dest="farm_command", metavar="WHAT", required=True)
+    p = fs.add_parser(
+        "export",
+        help="write an OpenJD job template: analyze tasks, smooth, render tasks, concat",
+        description="Write an Open Job Description job template (and its parameter values, <stem>.params.yaml) "
+        "that runs analyze tasks over frame chunks, smooth, render tasks and concat. Run it on one machine with "
+        "`openjd run job.yaml -p file://job.params.yaml`, or submit it to a farm (AWS Deadline Cloud); every path "
+        "is a PATH parameter, so path-mapping rules apply. SOURCE is a clip (then MASKS follows) or a shot list "
+        "(.csv or .yaml: clip, masks, output, options per shot).",
+    )
+    p.add_argument("source", type=Path, help="input video, or a shot list (.csv, .yaml)")
+    p.add_argument("masks", type=Path, nargs="?", help="masks folder or mask video (not with a shot list)")
+    p.add_argument("--format", choices=("openjd",), default="openjd", help="job description format (openjd)")
+    p.add_argument(
+        "-o", "--output", type=Path, required=True, help="job template .yaml (a folder: one job per shot of a list)"
+    )
+    p.add_argument("--chunk", type=int, help="frames per analyze/render task (default 100)")
+    p.add_argument("--render-output", type=Path, metavar="PATH", help="final video or sequence pattern of the shot")
+    p.add_argument("--work", type=Path, metavar="DIR", help="work folder (default <output stem>_work beside it)")
+    p.add_argument("--layout", choices=("job-per-shot", "step-per-shot"), default="job-per-shot", help="shot lists")
+    p.add_argument(
+        "--command",
+        dest="vidharm_command",
+        default="vidharm",
+        help="the vidharm executable on the workers (default vidharm)",
+    )
+    _add_model_options(p)
+    _add_smoothing_options(p)
+    _add_encoding_options(p)
+    p.add_argument("--mix", type=_mix_arg, help="strength of the harmonization, 0 to 1 (default 1)")
+    p.add_argument("--lock", metavar="NAMES", help="hold arguments fixed in the render tasks")
+
     sub.add_parser("models", help="list the available models", description="List the registered models.")
     return parser
 
@@ -304,12 +365,34 @@ class _Progress:
         self.close()
         bar = tqdm(total=total, desc=f"{stage:>7}", unit="frame", dynamic_ncols=True, disable=self.quiet)
         self.bars.append(bar)
-        return bar.update
+        return _openjd_progress(stage, total, bar.update) if _OPENJD_PROGRESS else bar.update
 
     def close(self) -> None:
         for bar in self.bars:
             bar.close()
         self.bars.clear()
+
+
+def _openjd_progress(stage: str, total: int, update: Callable[[int], None]) -> Callable[[int], None]:
+    """Wrap a progress callback to also print OpenJD progress lines (on stdout, each whole percent once)."""
+    done, shown = 0, -1
+    print(f"openjd_status: {stage}", flush=True)
+
+    def on_frames(n: int) -> None:
+        nonlocal done, shown
+        update(n)
+        done += n
+        percent = int(100 * done / max(total, 1))
+        if percent != shown:
+            shown = percent
+            print(f"openjd_progress: {min(percent, 100)}", flush=True)
+
+    return on_frames
+
+
+def _openjd_done() -> None:
+    if _OPENJD_PROGRESS:
+        print("openjd_progress: 100", flush=True)
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
@@ -360,7 +443,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     config = _settings(args)
     inp = open_clip(args.clip, args.masks, args.frames)
     out = args.output
-    if out.suffix.lower() != ".json":
+    work = out.suffix.lower() != ".json"
+    if work:
         out.mkdir(parents=True, exist_ok=True)
         out = out / f"analyze.{inp.frames.start:06d}-{inp.frames.stop - 1:06d}.json"
     model = load_model(config, resolve_device(config.device))
@@ -369,6 +453,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         track = analyze(inp, config, model=model, on_frame=progress("analyze", len(inp.frames)))
     finally:
         progress.close()
+    if work:
+        from vidharm.farm import check_work_folder
+
+        check_work_folder(out.parent, track.header)
     write_params(track, out)
     if not args.quiet:
         print(f"wrote {out} (frames {inp.frames.start}-{inp.frames.stop - 1})", file=sys.stderr)
@@ -391,20 +479,28 @@ def _cmd_smooth(args: argparse.Namespace) -> int:
             files += found
         else:
             files.append(path)
-    track = join_tracks([read_params(f) for f in files], [str(f) for f in files])
+    from vidharm.farm import check_sidecars_agree
+
+    tracks = [read_params(f) for f in files]
+    check_sidecars_agree([t.header for t in tracks], [str(f) for f in files])
+    track = join_tracks(tracks, [str(f) for f in files])
     write_params(smooth(track, mode=config.smoothing, half_life_s=config.half_life_s), args.output)
+    _openjd_done()
     print(f"wrote {args.output} ({len(track.frames)} frames from {len(files)} sidecars)", file=sys.stderr)
     return 0
 
 
 def _cmd_render(args: argparse.Namespace) -> int:
     from vidharm.errors import UsageError
-    from vidharm.pipeline import open_clip, read_params, render_video, write_params
+    from vidharm.farm import check_track_source
+    from vidharm.pipeline import open_clip, read_params, write_params
     from vidharm.pipeline.edit import apply_keyframes, lock_args, neutral_track, parse_locks, read_keyframes
     from vidharm.pipeline.process import check_output_path
+    from vidharm.pipeline.render import is_sequence_pattern, render_output
 
     config = _settings(args)
-    check_output_path(args.output, args.clip, args.masks, args.params)
+    if not is_sequence_pattern(args.output):
+        check_output_path(args.output, args.clip, args.masks, args.params)
     inp = open_clip(args.clip, args.masks, args.frames)
     if args.params.suffix.lower() == ".csv":
         base = read_params(args.base) if args.base else neutral_track(inp, device=config.device, decoder=config.decoder)
@@ -413,17 +509,92 @@ def _cmd_render(args: argparse.Namespace) -> int:
         raise UsageError("--base goes with a keyframe CSV; a .json parameter file is rendered as it is")
     else:
         track = read_params(args.params)
+    if args.params.suffix.lower() != ".csv" or args.base:
+        check_track_source(track, inp, name=str(args.base or args.params))
     if args.lock:
         track = lock_args(track, parse_locks(args.lock, track.method.arg_names))
     progress = _Progress(args.quiet)
     try:
-        render_video(inp, track, args.output, config, on_frame=progress("render", len(inp.frames)), mix=args.mix)
+        rendered = render_output(
+            inp,
+            track,
+            args.output,
+            config,
+            on_frame=progress("render", len(inp.frames)),
+            mix=args.mix,
+            force=args.force,
+            segment_info=args.frames is not None,
+        )
     finally:
         progress.close()
     if args.params_out:
         write_params(track, args.params_out)
     if not args.quiet:
-        print(f"wrote {args.output}", file=sys.stderr)
+        skipped = len(inp.frames) - rendered
+        note = f" ({skipped} finished frames skipped; --force rewrites them)" if skipped else ""
+        print(f"wrote {args.output}{note}", file=sys.stderr)
+    return 0
+
+
+def _cmd_concat(args: argparse.Namespace) -> int:
+    from vidharm.pipeline.segments import concat_segments
+
+    joined = concat_segments(args.segments, args.output, audio_from=args.audio_from)
+    _openjd_done()
+    print(
+        f"wrote {args.output} (frames {joined[0].first}-{joined[-1].last} from {len(joined)} segments)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+_SHOT_FLAGS = (
+    "model",
+    "weights",
+    "device",
+    "config",
+    "set",
+    "smoothing",
+    "ema_half_life",
+    "transfer",
+    "codec",
+    "crf",
+    "preset",
+    "pix_fmt",
+    "decoder",
+    "batch_size",
+    "mix",
+    "lock",
+)
+
+
+def _cmd_farm(args: argparse.Namespace) -> int:
+    from vidharm.errors import UsageError
+    from vidharm.farm import export_openjd, make_shot, read_shot_list
+
+    options: dict[str, Any] = {k: getattr(args, k) for k in _SHOT_FLAGS if getattr(args, k) not in (None, [])}
+    for key in ("config", "weights"):
+        if key in options:
+            options[key] = str(Path(options[key]).resolve())
+    if args.source.suffix.lower() in (".csv", ".yaml", ".yml"):
+        if args.masks is not None or args.render_output or args.work:
+            raise UsageError("a shot list names each shot's masks, output and work folder; give only the list")
+        defaults = {**options, "chunk": args.chunk} if args.chunk else options
+        shots = read_shot_list(args.source, defaults=defaults)
+    elif args.masks is None:
+        raise UsageError(f"{args.source}: give the masks (folder or video) after the clip, or a shot list (.csv/.yaml)")
+    else:
+        shots = [
+            make_shot(args.source, args.masks, args.render_output, work=args.work, chunk=args.chunk, options=options)
+        ]
+    written = export_openjd(shots, args.output, layout=args.layout, command=args.vidharm_command)
+    for path in written:
+        print(f"wrote {path} and {path.stem}.params.yaml", file=sys.stderr)
+    first = written[0]
+    print(
+        f"run on this machine: openjd run {first} -p file://{first.with_name(first.stem + '.params.yaml')}",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -518,6 +689,8 @@ _COMMANDS = {
     "plot": _cmd_plot,
     "qc": _cmd_qc,
     "models": _cmd_models,
+    "concat": _cmd_concat,
+    "farm": _cmd_farm,
 }
 
 
@@ -530,7 +703,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="vidharm: %(levelname)s: %(message)s")
+    global _OPENJD_PROGRESS
+    _OPENJD_PROGRESS = bool(args.openjd_progress) or os.environ.get("VIDHARM_OPENJD_PROGRESS", "") not in ("", "0")
+    # Warnings go to this run's stderr, whatever handlers the host process (a test runner, a farm wrapper) has.
+    logger = logging.getLogger("vidharm")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("vidharm: %(levelname)s: %(message)s"))
+    logger.handlers, logger.propagate = [handler], False
+    logger.setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _terminate)
     try:
         return _COMMANDS[args.command](args)
@@ -543,10 +724,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not a traceback
         if args.debug:
             raise
-        print(
-            f"vidharm: unexpected error: {type(exc).__name__}: {exc} (rerun with --debug for details)", file=sys.stderr
-        )
+        message = f"{type(exc).__name__}: {exc}".replace("\n", " ")
+        print(f"vidharm: unexpected error: {message} (rerun with --debug for details)", file=sys.stderr)
         return 1
+    finally:
+        logger.handlers, logger.level, logger.propagate = saved
 
 
 if __name__ == "__main__":

@@ -291,6 +291,9 @@ class VideoWriter:
             self._open_audio(audio)
         try:
             self._out.start_encoding()
+        except OSError as exc:
+            # The muxer opens the file only now: a folder that refuses files (permissions, /proc) lands here.
+            raise OutputError(f"{self.path}: cannot create the output ({exc}); check the folder's permissions") from exc
         except (av.error.FFmpegError, ValueError) as exc:
             raise UsageError(
                 f"{self.path}: cannot start encoding {encoder.name} {self.pix_fmt} {like.width}x{like.height} at "

@@ -191,6 +191,14 @@ def analyze(
             on_frame(1)
     if batch:
         flush()
+    empty = [r.frame for r in rows if r.mask_area == 0]
+    if empty:
+        log.warning(
+            "%d of %d frames have an empty mask (first: frame %d); they are left unchanged",
+            len(empty),
+            len(rows),
+            empty[0],
+        )
     if len(rows) != len(inp.frames):
         raise MaskError(f"{inp.clip}: decoded {len(rows)} frames with masks but expected {len(inp.frames)}")
     weights = Path(config.weights) if config.weights else None

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from vidharm.config import dump_config
-from vidharm.errors import InputError, UsageError
+from vidharm.errors import InputError, OutputError, UsageError
 from vidharm.filters import FILTER_NAMES, NUM_ARGS, measure_filter_stats
 from vidharm.io import atomic_path, read_image, write_image
 from vidharm.masks import fit_mask, to_alpha
@@ -35,13 +35,14 @@ def check_output_path(output: Path, *inputs: Path) -> None:
     """Refuse an output that would overwrite an input or lands in a missing folder.
 
     Raises:
-        UsageError: the output is one of the inputs, or its folder does not exist.
+        UsageError: the output is one of the inputs.
+        OutputError: the output's folder does not exist.
     """
     for path in inputs:
         if output.resolve() == path.resolve():
             raise UsageError(f"{output}: the output would overwrite the input; choose another output path")
-    if not output.parent.exists():
-        raise UsageError(f"{output.parent}: the output folder does not exist; create it first")
+    if not output.parent.is_dir():
+        raise OutputError(f"{output}: the output folder {output.parent} does not exist; create it first")
 
 
 def config_path_for(output: Path) -> Path:
