@@ -17,8 +17,8 @@ from vidharm.io import atomic_path, read_image, write_image
 from vidharm.masks import fit_mask, to_alpha
 from vidharm.models import get_model_config
 from vidharm.pipeline.analyze import analyze, load_model, to_model_input
-from vidharm.pipeline.methods import Method, method_for_model
 from vidharm.pipeline.inputs import ClipInput, open_clip
+from vidharm.pipeline.methods import Method, method_for_model
 from vidharm.pipeline.params import ParamsTrack, write_params
 from vidharm.pipeline.render import check_mix, render_frame, render_video
 from vidharm.pipeline.settings import ProcessConfig, resolve_device
