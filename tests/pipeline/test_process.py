@@ -169,14 +169,14 @@ def test_missing_clip(tmp_path: Path) -> None:
     _nothing_written(tmp_path, tmp_path / "o.mp4")
 
 
-def test_fewer_masks_than_frames(tmp_path: Path, clip_with_masks) -> None:
+def test_missing_masks_are_an_error_without_propagation(tmp_path: Path, clip_with_masks) -> None:
+    from vidharm.pipeline import open_clip
+
     clip, masks = clip_with_masks(num_frames=6)
     for i in (2, 3, 5):
         (masks / f"{i:05d}.png").unlink()
-    out = tmp_path / "o.mp4"
     with pytest.raises(MaskError, match=r"no masks for 3 of 6 frames \(2-3, 5\)"):
-        process_video(clip, masks, out, FAST)
-    assert not out.exists()
+        open_clip(clip, masks, propagate=False)
 
 
 def test_mask_numbers_beyond_the_clip(tmp_path: Path, clip_with_masks) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,9 +12,11 @@ import numpy as np
 
 from vidharm.errors import MaskError
 from vidharm.io import VideoInfo, count_frames, probe_video, read_frames
-from vidharm.masks import MaskFolder, MaskVideo, open_masks
+from vidharm.masks import MaskFolder, MaskVideo, PropagatedMasks, open_masks
 
-__all__ = ["ClipInput", "open_clip", "iter_frames_and_masks", "fingerprint_file"]
+__all__ = ["ClipInput", "open_clip", "iter_frames_and_masks", "fingerprint_file", "describe_ranges"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -23,11 +26,12 @@ class ClipInput:
     clip: Path
     info: VideoInfo
     num_frames: int
-    masks: MaskFolder | MaskVideo
+    masks: MaskFolder | MaskVideo | PropagatedMasks
     frames: range
 
 
-def _ranges(numbers: list[int]) -> str:
+def describe_ranges(numbers: list[int]) -> str:
+    """``[2, 3, 5]`` as ``"2-3, 5"`` (at most five runs named)."""
     parts, start = [], None
     for i, n in enumerate(numbers):
         if start is None:
@@ -39,13 +43,20 @@ def _ranges(numbers: list[int]) -> str:
     return text + (f" and {len(parts) - 5} more ranges" if len(parts) > 5 else "")
 
 
-def open_clip(clip: str | Path, masks: str | Path, frames: range | None = None) -> ClipInput:
-    """Probe ``clip``, open ``masks`` and check that every frame in ``frames`` has a mask.
+def open_clip(
+    clip: str | Path, masks: str | Path, frames: range | None = None, *, propagate: bool = True, decoder: str = "pyav"
+) -> ClipInput:
+    """Probe ``clip``, open ``masks`` and check that every frame in ``frames`` gets a mask.
+
+    A folder that covers only some frames is a set of keyframes: the other frames' masks are propagated by
+    optical flow (:class:`~vidharm.masks.PropagatedMasks`); the given masks are kept exactly.
 
     Args:
         clip: the video.
-        masks: a folder of numbered mask images or a mask video.
+        masks: a folder of numbered mask images (all frames, or keyframes) or a mask video.
         frames: the source frame numbers to work on (step 1); None for the whole clip.
+        propagate: fill frames without a mask by propagation; False makes them an error.
+        decoder: the decoder propagation reads frames with.
 
     Returns:
         The checked inputs.
@@ -70,10 +81,19 @@ def open_clip(clip: str | Path, masks: str | Path, frames: range | None = None) 
                 f"(0-{total - 1}); check the numbering of the mask files"
             )
         missing = sorted(set(frames) - set(source.frame_numbers))
-        if missing:
+        if missing and not propagate:
             raise MaskError(
-                f"{source.path}: no masks for {len(missing)} of {len(frames)} frames ({_ranges(missing)}); "
+                f"{source.path}: no masks for {len(missing)} of {len(frames)} frames ({describe_ranges(missing)}); "
                 f"give one mask per frame, numbered as the clip's frames from 0"
+            )
+        if missing:
+            log.info("%s: propagating %d keyframe masks to %d frames", source.path, len(source.files), len(missing))
+            return ClipInput(
+                clip=clip,
+                info=info,
+                num_frames=total,
+                masks=PropagatedMasks(source, clip, total, decoder=decoder),
+                frames=frames,
             )
     return ClipInput(clip=clip, info=info, num_frames=total, masks=source, frames=frames)
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from vidharm.config import dump_config
 from vidharm.errors import InputError, OutputError, UsageError
 from vidharm.filters import FILTER_NAMES, NUM_ARGS, measure_filter_stats
 from vidharm.io import atomic_path, read_image, write_image
-from vidharm.masks import fit_mask, to_alpha
+from vidharm.masks import MaskFolder, PropagatedMasks, fit_mask, to_alpha, write_masks
 from vidharm.models import get_model_config
 from vidharm.pipeline.analyze import analyze, load_model, to_model_input
 from vidharm.pipeline.inputs import ClipInput, open_clip
@@ -63,7 +65,7 @@ def process_video(
 
     Args:
         clip: the input video.
-        masks: folder of numbered mask images or a mask video.
+        masks: folder of numbered mask images (for every frame, or keyframes to propagate) or a mask video.
         output: the output video (written atomically, with the source's audio and colour tags).
         config: model, smoothing and encoder settings.
         params_out: where to write the parameter sidecar, or None.
@@ -76,11 +78,22 @@ def process_video(
         VidharmError: any bad input, model or output problem, before anything is left at ``output``.
     """
     check_output_path(output, clip, masks)
-    inp: ClipInput = open_clip(clip, masks)
+    inp: ClipInput = open_clip(clip, masks, decoder=config.decoder)
     model = load_model(config, resolve_device(config.device))
-    track = analyze(inp, config, model=model, on_frame=progress("analyze", len(inp.frames)) if progress else None)
-    track = smooth(track, mode=config.smoothing, half_life_s=config.half_life_s)
-    render_video(inp, track, output, config, on_frame=progress("render", len(inp.frames)) if progress else None)
+    with tempfile.TemporaryDirectory(prefix="vidharm-masks-") as tmp:
+        if isinstance(inp.masks, PropagatedMasks):
+            # Propagate once for both passes; the sidecar still names the keyframe folder.
+            on_mask = progress("masks", len(inp.frames)) if progress else None
+            write_masks(inp.masks, inp.frames, inp.info.width, inp.info.height, Path(tmp), on_frame=on_mask)
+            keyframes = inp.masks
+            inp = dataclasses.replace(inp, masks=MaskFolder(tmp))
+        else:
+            keyframes = None
+        track = analyze(inp, config, model=model, on_frame=progress("analyze", len(inp.frames)) if progress else None)
+        if keyframes is not None:
+            track.header.update(masks=str(keyframes.path), masks_fingerprint=keyframes.fingerprint())
+        track = smooth(track, mode=config.smoothing, half_life_s=config.half_life_s)
+        render_video(inp, track, output, config, on_frame=progress("render", len(inp.frames)) if progress else None)
     if params_out is not None:
         write_params(track, params_out)
     with atomic_path(config_path_for(output)) as tmp:

@@ -1,0 +1,142 @@
+"""Masks for every frame from a folder that covers only some frames (keyframes), filled by propagation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import numpy as np
+
+from vidharm.errors import InputError
+from vidharm.io import read_frames, write_image
+from vidharm.masks.propagate import DEFAULT_FLOW_PRESET, DEFAULT_FLOW_SIZE, propagate_masks
+from vidharm.masks.sources import MaskFolder, MaskVideo
+
+__all__ = ["PropagatedMasks", "write_masks"]
+
+log = logging.getLogger(__name__)
+
+
+class _Keyframes(Mapping[int, np.ndarray]):
+    """Keyframe masks read on demand (a few kept), so many keyframes do not fill memory."""
+
+    def __init__(self, folder: MaskFolder, frames: list[int], offset: int, width: int, height: int) -> None:
+        self._folder, self._frames, self._offset = folder, frames, offset
+        self._size = (width, height)
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __getitem__(self, key: int) -> np.ndarray:
+        if key not in self._cache:
+            if key + self._offset not in self._frames:
+                raise KeyError(key)
+            if len(self._cache) >= 4:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = self._folder.read(key + self._offset, *self._size)
+        return self._cache[key]
+
+    def __iter__(self) -> Iterator[int]:
+        return (f - self._offset for f in self._frames)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
+class _SequentialFrames:
+    """``frames(start, stop)`` over one forward decode: propagation asks for consecutive ranges."""
+
+    def __init__(self, clip: Path, start: int, stop: int, decoder: str) -> None:
+        self._it = read_frames(clip, start=start, stop=stop, decoder=decoder)
+        self._pos = 0
+
+    def __call__(self, start: int, stop: int) -> Iterator[np.ndarray]:
+        if start != self._pos:
+            raise InputError(
+                f"propagation asked for frame {start} after frame {self._pos - 1}; frames are decoded once"
+            )
+        for _ in range(start, stop):
+            frame = next(self._it, None)
+            if frame is None:
+                return
+            self._pos += 1
+            yield frame.image
+
+
+class PropagatedMasks:
+    """A mask for every frame: the folder's masks exactly where given, optical-flow propagation elsewhere.
+
+    Only one keyframe segment is held at a time, at flow resolution (see :func:`propagate_masks`). A frame
+    range is propagated from the keyframes that enclose it, so any chunking of a clip gives the same masks.
+
+    Args:
+        folder: the keyframe masks (at least one).
+        clip: the video the masks belong to.
+        num_frames: the clip's frame count.
+        flow_size: long side of the frames the flow is computed on.
+        preset: DIS preset name (``ultrafast``, ``fast``, ``medium``).
+        decoder: ``pyav`` or ``decord``.
+    """
+
+    def __init__(
+        self,
+        folder: MaskFolder,
+        clip: Path,
+        num_frames: int,
+        *,
+        flow_size: int = DEFAULT_FLOW_SIZE,
+        preset: str = DEFAULT_FLOW_PRESET,
+        decoder: str = "pyav",
+    ) -> None:
+        self.folder, self.clip, self.num_frames = folder, Path(clip), num_frames
+        self.path = folder.path
+        self.flow_size, self.preset, self.decoder = flow_size, preset, decoder
+
+    @property
+    def keyframes(self) -> list[int]:
+        return self.folder.frame_numbers
+
+    def iter_masks(self, frames: range, width: int, height: int) -> Iterator[np.ndarray]:
+        """Masks for ``frames`` (a step-1 range) in order, float32 (height, width) in [0, 1]."""
+        keys = self.keyframes
+        lo = max((k for k in keys if k <= frames.start), default=0)
+        hi = min((k for k in keys if k >= frames.stop - 1), default=self.num_frames - 1)
+        span = [k for k in keys if lo <= k <= hi]
+        source = _SequentialFrames(self.clip, lo, hi + 1, self.decoder)
+        masks = _Keyframes(self.folder, span, lo, width, height)
+        propagated = propagate_masks(source, masks, hi - lo + 1, flow_size=self.flow_size, preset=self.preset)
+        for n, mask in propagated:
+            frame = n + lo
+            if frame in frames:
+                yield mask
+            if frame >= frames.stop - 1:
+                propagated.close()
+                return
+
+    def fingerprint(self) -> str:
+        """The keyframes' fingerprint and the propagation settings."""
+        return f"{self.folder.fingerprint()}:propagated:{self.flow_size}:{self.preset}"
+
+
+def write_masks(
+    source: MaskFolder | MaskVideo | PropagatedMasks,
+    frames: range,
+    width: int,
+    height: int,
+    out_dir: Path,
+    *,
+    on_frame: Callable[[int], None] | None = None,
+) -> Path:
+    """Write a mask for every frame of ``frames`` as 16-bit PNGs ``NNNNN.png`` (frame numbers kept).
+
+    16 bits keep soft edges; an 8-bit mask comes back exactly (v * 257 / 65535 == v / 255). Each file is
+    written atomically.
+
+    Returns:
+        ``out_dir``.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for frame, mask in zip(frames, source.iter_masks(frames, width, height), strict=False):
+        write_image(out_dir / f"{frame:05d}.png", np.round(mask * 65535.0).astype(np.uint16))
+        if on_frame is not None:
+            on_frame(1)
+    return out_dir
