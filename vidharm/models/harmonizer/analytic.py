@@ -157,8 +157,26 @@ class StatsHarmonizer(nn.Module):
                 out = apply_filters(small.repeat_interleave(k, 0), flat)
                 stats = _region_stats(out, m[:, 0].repeat_interleave(k, 0)).reshape(n, k, 7)
                 loss = (self.weight * (stats - target[:, None]) ** 2).sum(-1) + self.penalty * (cand**2).sum(-1)
-                args = cand[torch.arange(n), loss.argmin(dim=1)]
+                best = loss.argmin(dim=1)
+                args = cand[torch.arange(n), best]
+                if sweep:
+                    args[:, i] = self._refine(args[:, i], loss, best, float(offsets[1] - offsets[0]), i)
         return torch.where(valid[:, None], args, torch.zeros_like(args))
+
+    def _refine(self, value: Tensor, loss: Tensor, best: Tensor, step: float, i: int) -> Tensor:
+        """Move to the vertex of the parabola through the best grid point and its neighbours.
+
+        Without it the arguments snap to grid steps, and a value that hops between two steps from frame to
+        frame is flicker that smoothing then has to remove.
+        """
+        inner = (best > 0) & (best < loss.shape[1] - 1)
+        idx = best.clamp(1, loss.shape[1] - 2)
+        rows = torch.arange(loss.shape[0])
+        left, mid, right = loss[rows, idx - 1], loss[rows, idx], loss[rows, idx + 1]
+        curvature = left - 2 * mid + right
+        shift = torch.where(curvature > 0, 0.5 * (left - right) / curvature.clamp_min(1e-12), torch.zeros_like(mid))
+        refined = (value + shift.clamp(-0.5, 0.5) * step).clamp(-self.ranges[i], self.ranges[i])
+        return torch.where(inner, refined, value)
 
 
 @register_model(
