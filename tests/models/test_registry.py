@@ -55,7 +55,7 @@ def test_unknown_name_suggests_nearest() -> None:
 
 def test_pretrained_without_weights_explains() -> None:
     with pytest.raises(CheckpointError, match=r"no pretrained weights ship.*--weights"):
-        create_model("harmonizer", pretrained=True)
+        create_model("hdnet", pretrained=True)
 
 
 def test_create_model_sets_config_eval_and_kwargs() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from vidharm.masks.evaluate import BOUNDARY_TOLERANCE, boundary_f_score, format_loo_table, leave_one_out, mask_iou
 from vidharm.masks.propagate import DEFAULT_FLOW_PRESET, DEFAULT_FLOW_SIZE, FLOW_PRESETS, propagate_masks
 from vidharm.masks.sources import MASK_IMAGE_SUFFIXES, MaskFolder, MaskVideo, fit_mask, open_masks, to_alpha
-from vidharm.masks.sparse import PropagatedMasks, write_masks
+from vidharm.masks.sparse import PropagatedMasks, clip_frame_source, write_masks
 
 __all__ = [
     "BOUNDARY_TOLERANCE",
@@ -17,6 +17,7 @@ __all__ = [
     "MaskVideo",
     "PropagatedMasks",
     "boundary_f_score",
+    "clip_frame_source",
     "fit_mask",
     "format_loo_table",
     "leave_one_out",

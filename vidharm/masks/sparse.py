@@ -13,7 +13,7 @@ from vidharm.io import read_frames, write_image
 from vidharm.masks.propagate import DEFAULT_FLOW_PRESET, DEFAULT_FLOW_SIZE, propagate_masks
 from vidharm.masks.sources import MaskFolder, MaskVideo
 
-__all__ = ["PropagatedMasks", "write_masks"]
+__all__ = ["PropagatedMasks", "write_masks", "clip_frame_source"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,15 @@ class _SequentialFrames:
                 return
             self._pos += 1
             yield frame.image
+
+
+def clip_frame_source(clip: Path, decoder: str = "pyav") -> Callable[[int, int], Iterator[np.ndarray]]:
+    """``frames(start, stop)`` that decodes the clip afresh on each call (for leave-one-out, which goes back)."""
+
+    def frames(start: int, stop: int) -> Iterator[np.ndarray]:
+        return (vf.image for vf in read_frames(clip, start=start, stop=stop, decoder=decoder))
+
+    return frames
 
 
 class PropagatedMasks:

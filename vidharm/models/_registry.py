@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from os import PathLike
+from pathlib import Path
 from typing import Any, TypeVar
 
 from torch import Tensor, nn
@@ -13,7 +15,18 @@ from torch import Tensor, nn
 from vidharm.errors import CheckpointError, UsageError
 from vidharm.models._checkpoint import load_checkpoint
 
-__all__ = ["ModelConfig", "register_model", "create_model", "list_models", "get_model_config"]
+__all__ = [
+    "ModelConfig",
+    "register_model",
+    "create_model",
+    "list_models",
+    "get_model_config",
+    "bundled_weights_path",
+    "WEIGHTS_DIR",
+]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+"""Folder of the weight files that ship inside the package (see its MODEL_CARD.md)."""
 
 FilterFn = Callable[[Mapping[str, Any]], Mapping[str, Tensor]]
 Factory = TypeVar("Factory", bound=Callable[..., nn.Module])
@@ -28,8 +41,10 @@ class ModelConfig:
         num_outputs: outputs per image (6 filter arguments for Harmonizer, 3 channels for an image model).
         input_size: side of the square network input in pixels (the model resizes to it).
         normalisation: how pixels enter the network, e.g. ``"rgb01"`` (RGB in [0, 1]) or ``"rgb-11"``.
-        weight_source: where official weights come from (URL or description).
-        sha256: hex digest of the official weight file, or None where unknown.
+        weight_source: where the weights come from (bundled file and/or official URL or description).
+        sha256: hex digest of the bundled weight file (checked before loading), else of the official file, or
+            None where unknown.
+        bundled_weights: file name inside ``vidharm/models/weights/`` loaded by ``pretrained=True``, or None.
         licence: licence of the weights (the code is ours).
         description: one line for ``vidharm models``.
 
@@ -46,6 +61,7 @@ class ModelConfig:
     sha256: str | None = None
     licence: str = "unknown"
     description: str = ""
+    bundled_weights: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +151,57 @@ def get_model_config(name: str) -> ModelConfig:
     return _entry(name).config
 
 
+def bundled_weights_path(name: str) -> Path | None:
+    """Path of the weight file bundled for model ``name``, or None where none ships.
+
+    Args:
+        name: registry name.
+
+    Returns:
+        The file path (it exists in an intact install), or None.
+
+    Raises:
+        UsageError: no model has that name.
+
+    Example:
+        >>> bundled_weights_path("stats") is None
+        True
+    """
+    config = _entry(name).config
+    return WEIGHTS_DIR / config.bundled_weights if config.bundled_weights else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _bundled_checkpoint(entry: _Entry) -> Path:
+    config = entry.config
+    path = bundled_weights_path(config.name)
+    if path is None:
+        raise CheckpointError(
+            f"model {config.name!r}: no pretrained weights ship with vidharm yet (official source: "
+            f"{config.weight_source}); download them and pass --weights PATH (create_model(..., checkpoint=PATH))"
+        )
+    if not path.is_file():
+        raise CheckpointError(
+            f"model {config.name!r}: the bundled weights {path} are missing from this install; reinstall vidharm "
+            "or pass --weights PATH"
+        )
+    if config.sha256 is not None:
+        found = _sha256(path)
+        if found != config.sha256:
+            raise CheckpointError(
+                f"model {config.name!r}: bundled weights {path} have sha256 {found[:16]}..., expected "
+                f"{config.sha256[:16]}...; the file is damaged or replaced: reinstall vidharm or pass --weights PATH"
+            )
+    return path
+
+
 def create_model(
     name: str,
     pretrained: bool = False,
@@ -145,8 +212,9 @@ def create_model(
 
     Args:
         name: registry name (see :func:`list_models`).
-        pretrained: load the bundled official weights. None ship with vidharm yet, so this raises
-            unless ``checkpoint`` is given (which then takes precedence).
+        pretrained: load the weights bundled with vidharm (``harmonizer``: trained by vidharm, see
+            ``vidharm/models/weights/MODEL_CARD.md``); their sha256 is checked first. Models without bundled
+            weights raise unless ``checkpoint`` is given (which always takes precedence).
         checkpoint: path of a state_dict file (official inference or training layout); loaded with
             ``weights_only=True`` through the model's checkpoint filter and ``strict=True``.
         **kwargs: passed to the model's factory.
@@ -156,8 +224,9 @@ def create_model(
 
     Raises:
         UsageError: unknown name.
-        CheckpointError: ``pretrained=True`` without ``checkpoint``, or the checkpoint cannot be read
-            or does not match the model.
+        CheckpointError: ``pretrained=True`` without ``checkpoint`` for a model with no bundled weights, a
+            bundled file that is missing or fails its sha256, or a checkpoint that cannot be read or does not
+            match the model.
 
     Example:
         >>> model = create_model("harmonizer_tiny")
@@ -166,10 +235,7 @@ def create_model(
     """
     entry = _entry(name)
     if pretrained and checkpoint is None:
-        raise CheckpointError(
-            f"model {name!r}: no pretrained weights ship with vidharm yet (official source: "
-            f"{entry.config.weight_source}); download them and pass --weights PATH (create_model(..., checkpoint=PATH))"
-        )
+        checkpoint = _bundled_checkpoint(entry)
     model = entry.factory(**kwargs)
     # A plain attribute (not a submodule or buffer): it is not saved in the state_dict.
     model.config = entry.config  # type: ignore[assignment]

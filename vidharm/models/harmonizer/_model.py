@@ -171,7 +171,10 @@ def checkpoint_filter_fn(state_dict: Mapping[str, Any]) -> dict[str, Any]:
     return dict(state)
 
 
-_LICENCE = "CC BY-NC-SA 4.0 (official weights; this implementation is vidharm's own)"
+_LICENCE = (
+    "bundled weights: MIT (trained by vidharm; training-data terms in vidharm/models/weights/MODEL_CARD.md); "
+    "official weights passed with --weights: CC BY-NC-SA 4.0"
+)
 
 HARMONIZER_CONFIG = ModelConfig(
     name="harmonizer",
@@ -179,10 +182,12 @@ HARMONIZER_CONFIG = ModelConfig(
     input_size=256,
     normalisation="rgb01",
     weight_source=(
-        "ZHKKKe/Harmonizer pretrained/harmonizer.pth (Google Drive link in the official README; "
-        "git blob 3c0f23a510310913ccf3636b9a147719c02a5191)"
+        "bundled: vidharm/models/weights/harmonizer_vidharm_fp16.pt, trained from scratch by vidharm on "
+        "shared/data/images (MODEL_CARD.md); official alternative: ZHKKKe/Harmonizer pretrained/harmonizer.pth "
+        "(Google Drive link in the official README; git blob 3c0f23a510310913ccf3636b9a147719c02a5191)"
     ),
-    sha256=None,
+    sha256="de2e1c68008614ebb05a5f3fed90845e8d69baa752d83a058203f4aa1c29eefb",
+    bundled_weights="harmonizer_vidharm_fp16.pt",
     licence=_LICENCE,
     description="Harmonizer (ECCV 2022): EfficientNet-B0 + cascade regressor -> 6 white-box filter arguments",
 )
