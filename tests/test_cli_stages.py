@@ -119,3 +119,14 @@ def test_image_with_given_args(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = cv2.imread(str(tmp_path / "h.png"))[..., ::-1]
     assert out[mask == 255].mean() > frame[mask == 255].mean() + 10
     np.testing.assert_array_equal(out[mask == 0], frame[mask == 0])
+
+
+def test_eval_flicker_against_itself(
+    processed: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = tmp_path / "flicker.json"
+    argv = ["eval", "flicker", str(processed["out"]), str(MASKS), "--gt", str(processed["out"]), "--json", str(report)]
+    assert main([*argv, "--tl-size", "64", "--flow-preset", "ultrafast", "-q"]) == 0
+    assert "TL" in capsys.readouterr().out
+    data = __import__("json").loads(report.read_text())
+    assert data["summary"]["tl_ratio"] == pytest.approx(1.0)

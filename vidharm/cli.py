@@ -37,14 +37,17 @@ resized. Only the foreground changes: where a mask is 0 the output pixels are th
 
 models: 'stats' (default) needs no download: it moves the foreground's white balance, exposure, contrast,
 saturation and tonal range part of the way towards the background's. 'harmonizer' is the Harmonizer
-network (Ke et al. 2022) and needs a checkpoint (--weights), e.g. the official harmonizer.pth.
+network (Ke et al. 2022): weights trained here ship with vidharm (small, conservative; see the README), or
+pass the official harmonizer.pth with --weights. 'hdnet' needs --weights.
 """
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument(
-        "--model", help="model name: stats (default, no weights), harmonizer, hdnet, hdnet_lite (need --weights)"
+        "--model",
+        help="model name: stats (default, no weights), harmonizer (bundled weights trained here, or --weights), "
+        "hdnet, hdnet_lite (need --weights)",
     )
     g.add_argument("--weights", metavar="PATH", help="checkpoint (official harmonizer.pth layout or a training .ckpt)")
     g.add_argument("--device", help="auto (default: CUDA when available), cpu, cuda, cuda:N")
@@ -325,6 +328,82 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mix", type=_mix_arg, help="strength of the harmonization, 0 to 1 (default 1)")
     p.add_argument("--lock", metavar="NAMES", help="hold arguments fixed in the render tasks")
 
+    ev = sub.add_parser("eval", help="evaluate results: flicker of a harmonized clip")
+    evs = ev.add_subparsers(dest="what", metavar="WHAT", required=True)
+    p = evs.add_parser(
+        "flicker",
+        help="temporal flicker (TL, E_warp, brightness change) and accuracy of a harmonized clip",
+        description="Measure flicker and accuracy of a harmonized clip: CO2Net's TL at 256x256 (flow from ground "
+        "truth t+1 to t) with the ground truth's own floor and their ratio, Lai et al.'s E_warp (flow on the "
+        "input frames), the flow-free frame-to-frame change of the foreground's mean luma, and MSE, fMSE, PSNR, "
+        "fPSNR against the ground truth. Flow is OpenCV DIS, so the numbers compare vidharm runs with one "
+        "another, not with published tables (FlowNet2). Clips are videos or folders of numbered frames.",
+    )
+    p.add_argument("output", type=Path, help="harmonized clip: a video or a folder of numbered frames")
+    p.add_argument("masks", type=Path, help="folder of numbered mask images, or a mask video")
+    p.add_argument("--gt", type=Path, help="ground-truth clip (TL and its floor, MSE, fMSE, PSNR, fPSNR)")
+    p.add_argument("--composite", type=Path, help="the unharmonized input clip (E_warp's flow)")
+    p.add_argument("--json", type=Path, metavar="PATH", help="write the full per-frame report as JSON")
+    p.add_argument("--plot", type=Path, metavar="PNG", help="write a plot of the per-frame curves")
+    p.add_argument("--tl-size", type=int, default=256, help="square side TL is computed at (default 256)")
+    p.add_argument("--warp-scale", type=float, default=1.0, help="scale E_warp is computed at (default 1 = full)")
+    p.add_argument("--flow-preset", choices=("ultrafast", "fast", "medium"), default="medium", help="OpenCV DIS preset")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    p = evs.add_parser(
+        "images",
+        help="MSE/fMSE/PSNR/fPSNR of identity, stats and the trained model on held-out images",
+        description="Evaluate on the held-out split of a training folder (never trained on): composites made with a "
+        "perturbation family unlike training's, the training family itself, clean images (any change is harm) "
+        "and real iHarmony4 composites where the folder has them. Prints a Markdown table.",
+    )
+    p.add_argument("--data", type=Path, required=True, help="photos+masks folder or iHarmony4 layout")
+    p.add_argument("--methods", default="identity,stats,harmonizer", help="comma-separated methods to compare")
+    p.add_argument("--weights", metavar="PATH", help="harmonizer checkpoint (default: the bundled weights)")
+    p.add_argument("--limit", type=int, help="evaluate at most this many held-out images")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, auto")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser(
+        "train",
+        help="train harmonizer or hdnet (lite on CPU) on photos with masks or iHarmony4",
+        description="Train a model. From plain photos with masks, composites are made by the six filters in "
+        "reverse order with random arguments, random 3D LUTs/curves the filters cannot express, and unperturbed "
+        "samples. Configured by YAML (configs/train_*.yaml) and --set key=value; resumable; progress bar, "
+        "periodic validation, CSV metrics log. `hdnet` trains HDNet-lite (ngf=8), the CPU size.",
+    )
+    p.add_argument("model", choices=("harmonizer", "hdnet", "hdnet_full"), help="what to train")
+    p.add_argument("--data", type=Path, required=True, help="photos+masks folder or iHarmony4 layout")
+    p.add_argument("-o", "--output", type=Path, required=True, help="run folder (checkpoints, logs, weights)")
+    p.add_argument("--config", metavar="YAML", type=Path, help="training preset (default configs/train_<model>.yaml)")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override a setting")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    masks = sub.add_parser("masks", help="keyframe masks: propagate to every frame, check propagation quality")
+    mk = masks.add_subparsers(dest="what", metavar="WHAT", required=True)
+    p = mk.add_parser(
+        "propagate",
+        help="fill a keyframe mask folder to every frame by optical flow",
+        description="Propagate masks given for a few keyframes (numbered files) to every frame of the clip with "
+        "dense optical flow (OpenCV DIS), forwards and backwards, blended by distance with a forward-backward "
+        "consistency check. Keyframes are kept exactly. Writes 16-bit PNGs NNNNN.png, so the matte can be "
+        "checked or fixed before a render. `vidharm process` does the same on the fly for a sparse folder.",
+    )
+    p.add_argument("clip", type=Path, help="input video")
+    p.add_argument("masks", type=Path, help="folder of keyframe masks (numbered by frame)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="folder for the full mask sequence")
+    p.add_argument("--decoder", choices=("pyav", "decord"), default="pyav", help="video decoder")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p = mk.add_parser(
+        "check",
+        help="leave-one-out quality of propagation on the given keyframes",
+        description="Drop each keyframe in turn, propagate from the others, and measure IoU and boundary F-score "
+        "against the dropped one. Needs at least two keyframes.",
+    )
+    p.add_argument("clip", type=Path, help="input video")
+    p.add_argument("masks", type=Path, help="folder of keyframe masks (numbered by frame)")
+
     sub.add_parser("models", help="list the available models", description="List the registered models.")
     return parser
 
@@ -332,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Any:
     from vidharm.config import load_config
     from vidharm.pipeline import ProcessConfig
+    from vidharm.pipeline.settings import configure_threads
 
     flags = {
         "model": getattr(args, "model", None),
@@ -349,6 +429,7 @@ def _settings(args: argparse.Namespace) -> Any:
     }
     explicit = [f"{k}={v}" for k, v in flags.items() if v is not None]
     config = load_config(ProcessConfig, getattr(args, "config", None), [*explicit, *getattr(args, "set", [])])
+    configure_threads(config.torch_threads)
     return config
 
 
@@ -501,6 +582,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
     config = _settings(args)
     if not is_sequence_pattern(args.output):
         check_output_path(args.output, args.clip, args.masks, args.params)
+    elif args.output.parent.resolve() == args.masks.resolve():
+        raise UsageError(f"{args.output}: the image sequence would go into the masks folder; choose another folder")
     inp = open_clip(args.clip, args.masks, args.frames)
     if args.params.suffix.lower() == ".csv":
         base = read_params(args.base) if args.base else neutral_track(inp, device=config.device, decoder=config.decoder)
@@ -679,6 +762,100 @@ def _cmd_qc(args: argparse.Namespace) -> int:
     return 1 if args.strict and any(f.severity == "warning" for f in flags) else 0
 
 
+def _cmd_masks(args: argparse.Namespace) -> int:
+    from vidharm.pipeline.keyframes import check_keyframes, propagate_to_folder
+
+    if args.what == "check":
+        print(check_keyframes(args.clip, args.masks))
+        return 0
+    progress = _Progress(args.quiet)
+    try:
+        n = propagate_to_folder(args.clip, args.masks, args.output, decoder=args.decoder, progress=progress)
+    finally:
+        progress.close()
+    if not args.quiet:
+        print(f"wrote {n} masks to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    if args.what == "images":
+        return _cmd_eval_images(args)
+    from vidharm.pipeline.flicker import evaluate_clip, format_clip_report
+
+    progress = _Progress(args.quiet)
+    try:
+        report = evaluate_clip(
+            args.output,
+            args.masks,
+            args.gt,
+            args.composite,
+            json_out=args.json,
+            plot_out=args.plot,
+            tl_size=args.tl_size,
+            warp_scale=args.warp_scale,
+            preset=args.flow_preset,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    print(format_clip_report(report))
+    for path in (args.json, args.plot):
+        if path is not None:
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _cmd_eval_images(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from vidharm.train import evaluate_images, format_eval_table
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    weights = {"harmonizer": args.weights} if args.weights else None
+    bar = tqdm(desc="evaluate", unit="image", disable=args.quiet, dynamic_ncols=True)
+
+    def on_image(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        report = evaluate_images(args.data, methods, weights, limit=args.limit, device=args.device, on_image=on_image)
+    finally:
+        bar.close()
+    print(format_eval_table(report))
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from vidharm.train import load_train_config, train
+
+    name = {"harmonizer": "harmonizer", "hdnet": "hdnet_lite", "hdnet_full": "hdnet"}[args.model]
+    preset = args.config or _PRESETS / f"train_{'harmonizer' if name == 'harmonizer' else 'hdnet'}.yaml"
+    config = load_train_config(preset if preset.exists() else None, args.set)
+    bar = tqdm(desc="train", unit="step", disable=args.quiet, dynamic_ncols=True)
+
+    def on_step(p: Any) -> None:
+        bar.total = p.total_steps
+        bar.update(p.step - bar.n)
+        postfix = {"loss": f"{p.loss:.4f}", "lr": f"{p.lr:.1e}"}
+        if p.val:
+            postfix.update({k: f"{v:.1f}" for k, v in p.val.items() if isinstance(v, float)})
+        bar.set_postfix(postfix, refresh=False)
+
+    try:
+        result = train(name, args.data, config, args.output, resume=args.resume, on_step=on_step)
+    finally:
+        bar.close()
+    print(f"trained {name} to step {result.step}; weights: {result.weights}", file=sys.stderr)
+    return 0
+
+
+_PRESETS = Path(__file__).resolve().parents[1] / "configs"
+
+
 _COMMANDS = {
     "process": _cmd_process,
     "image": _cmd_image,
@@ -689,6 +866,9 @@ _COMMANDS = {
     "plot": _cmd_plot,
     "qc": _cmd_qc,
     "models": _cmd_models,
+    "masks": _cmd_masks,
+    "eval": _cmd_eval,
+    "train": _cmd_train,
     "concat": _cmd_concat,
     "farm": _cmd_farm,
 }

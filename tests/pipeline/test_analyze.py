@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import av
+import cv2
 import numpy as np
 import pytest
 import torch
 
+from vidharm.errors import UsageError
 from vidharm.filters import measure_filter_stats
-from vidharm.pipeline import frame_histogram, stats_from_histograms
+from vidharm.io._synth import pattern_frame
+from vidharm.pipeline import ParamsTrack, ProcessConfig, analyze, frame_histogram, open_clip, stats_from_histograms
+from vidharm.pipeline.analyze import resize_for_model, to_model_input
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
@@ -20,3 +27,91 @@ def test_histogram_stats_equal_full_frame_stats(dtype: type) -> None:
     hist = torch.from_numpy(np.stack([frame_histogram(image)] * 3))
     got = stats_from_histograms(hist, args)
     torch.testing.assert_close(got, expected, atol=1e-9, rtol=0)
+
+
+# --- the fast network input, and analysing at a stride (issue 8) ---------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(48, 64), (9, 7), (1080, 1920), (300, 257)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_resize_for_model_equals_the_torch_resize(shape: tuple[int, int], dtype: type) -> None:
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, np.iinfo(dtype).max + 1, size=(*shape, 3), dtype=dtype)
+    mask = rng.random(shape, dtype=np.float32)
+    small, small_mask = resize_for_model(image, mask, 256)
+    x, m = to_model_input(image, mask, 256, torch.device("cpu"))
+    assert small.dtype == np.float32 and small.shape == (256, 256, 3)
+    np.testing.assert_allclose(small, x[0].permute(1, 2, 0).numpy(), rtol=0, atol=3e-7)
+    np.testing.assert_allclose(small_mask, m[0, 0].numpy(), rtol=0, atol=3e-7)
+
+
+def test_analyze_stride_must_be_a_positive_integer() -> None:
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(UsageError, match="analyze_stride"):
+            ProcessConfig(analyze_stride=bad)  # type: ignore[arg-type]
+
+
+def _scene(index: int, height: int, width: int, cut: int | None) -> np.ndarray:
+    frame = pattern_frame(index, height, width)
+    if cut is not None and index >= cut:  # another shot: other colours, darker
+        frame = (frame[..., ::-1] // 3).copy()
+    return frame
+
+
+def _write_clip(path: Path, frames: int, cut: int | None, width: int = 64, height: int = 48) -> Path:
+    """A lossless RGB clip (ffv1), with a hard cut to another shot at ``cut``."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "bgr0"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(_scene(i, height, width, cut), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def write_masks(folder: Path, frames: int, width: int, height: int) -> Path:
+    """A soft-edged rectangle moving right, one PNG per frame."""
+    folder.mkdir()
+    for i in range(frames):
+        mask = np.zeros((height, width), np.uint8)
+        mask[height // 4 : 3 * height // 4, 4 + i : 4 + i + width // 3] = 255
+        cv2.imwrite(str(folder / f"{i:05d}.png"), cv2.GaussianBlur(mask, (5, 5), 1.0))
+    return folder
+
+
+def _raws(track: ParamsTrack) -> np.ndarray:
+    return np.array([f.raw for f in track.frames])
+
+
+def test_stride_analyses_every_kth_frame_and_interpolates_between(tmp_path: Path) -> None:
+    clip = _write_clip(tmp_path / "clip.mkv", 11, cut=None)
+    inp = open_clip(clip, write_masks(tmp_path / "masks", 11, 64, 48))
+    full = analyze(inp, ProcessConfig(model="stats", device="cpu"))
+    strided = analyze(inp, ProcessConfig(model="stats", device="cpu", analyze_stride=4, batch_size=2))
+    assert strided.header["analyze_stride"] == 4 and full.header["analyze_stride"] == 1
+    assert [f.frame for f in strided.frames] == list(range(11))
+    a, b = _raws(full), _raws(strided)
+    keys = [0, 4, 8, 10]  # every 4th frame and the last
+    np.testing.assert_array_equal(b[keys], a[keys])
+    for frame in (1, 2, 3, 5, 9):
+        left = max(k for k in keys if k < frame)
+        right = min(k for k in keys if k > frame)
+        expected = a[left] + (frame - left) / (right - left) * (a[right] - a[left])
+        np.testing.assert_allclose(b[frame], expected, atol=5.1e-5)  # rows are rounded to 4 decimals
+    assert not np.allclose(b[[1, 2, 3, 5, 9]], a[[1, 2, 3, 5, 9]], atol=1e-3)  # the frames moved: a real test
+    for x, y in zip(full.frames, strided.frames, strict=True):
+        assert x.stats[:3] == y.stats[:3]  # per-channel means do not depend on the arguments
+        assert (x.signature, x.mask_area, x.pts) == (y.signature, y.mask_area, y.pts)
+
+
+def test_stride_never_interpolates_across_a_scene_cut(tmp_path: Path) -> None:
+    clip = _write_clip(tmp_path / "cut.mkv", 12, cut=7)
+    inp = open_clip(clip, write_masks(tmp_path / "masks", 12, 64, 48))
+    full = analyze(inp, ProcessConfig(model="stats", device="cpu"))
+    strided = analyze(inp, ProcessConfig(model="stats", device="cpu", analyze_stride=4))
+    a, b = _raws(full), _raws(strided)
+    keys = [0, 4, 6, 7, 8, 11]  # stride keys, the last frame, and both sides of the cut (6 | 7)
+    np.testing.assert_array_equal(b[keys], a[keys])
+    np.testing.assert_allclose(b[5], (a[4] + a[6]) / 2, atol=5.1e-5)  # rows are rounded to 4 decimals
+    np.testing.assert_allclose(b[9], a[8] + (a[11] - a[8]) / 3, atol=5.1e-5)  # rows are rounded to 4 decimals

@@ -24,6 +24,13 @@ from vidharm.filters._chain import (
     composite,
     measure_filter_stats,
 )
+from vidharm.filters._lut import (
+    TONE_TOLERANCE,
+    FilterLuts,
+    apply_filter_luts,
+    build_filter_luts,
+    lut_backend,
+)
 from vidharm.filters._modules import (
     AdjustBrightness,
     AdjustContrast,
@@ -59,6 +66,11 @@ __all__ = [
     "measure_filter_stats",
     "apply_filters",
     "composite",
+    "FilterLuts",
+    "TONE_TOLERANCE",
+    "build_filter_luts",
+    "apply_filter_luts",
+    "lut_backend",
     "AdjustTemperature",
     "AdjustBrightness",
     "AdjustContrast",

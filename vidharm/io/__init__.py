@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from vidharm.io._atomic import atomic_path
 from vidharm.io._color import ColorTags
+from vidharm.io._concat import concat_videos
 from vidharm.io._decode import count_frames, probe_video, read_frames
 from vidharm.io._encode import VideoWriter
 from vidharm.io._images import read_image, write_image
 from vidharm.io._prefetch import prefetch
+from vidharm.io._sequence import SequenceWriter, is_sequence_pattern, parse_sequence_pattern
 from vidharm.io._types import VideoFrame, VideoInfo
 
 __all__ = [
@@ -28,4 +30,8 @@ __all__ = [
     "write_image",
     "atomic_path",
     "prefetch",
+    "SequenceWriter",
+    "is_sequence_pattern",
+    "parse_sequence_pattern",
+    "concat_videos",
 ]

@@ -24,6 +24,8 @@ class ProcessConfig:
         weights: checkpoint path for models that need one.
         device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         batch_size: frames per network call.
+        analyze_stride: run the network on every k-th frame (and around scene cuts) and interpolate the raw
+            rows in between; 1 analyses every frame.
         smoothing: ``ema`` (causal), ``zero_lag`` (forward-backward, whole clip known) or ``off``.
         half_life_s: smoothing half-life in seconds; 0 disables smoothing.
         codec: output video encoder (``libx264``, ``libx265``, ``ffv1``, ``libx264rgb``, ``prores_ks`` ...).
@@ -40,6 +42,7 @@ class ProcessConfig:
     weights: str | None = None
     device: str = "auto"
     batch_size: int = 8
+    analyze_stride: int = 1
     smoothing: str = "ema"
     half_life_s: float = DEFAULT_HALF_LIFE_S
     codec: str = "libx264"
@@ -57,6 +60,10 @@ class ProcessConfig:
             raise UsageError(f"half_life_s: expected 0 (off) or a positive number of seconds, got {self.half_life_s}")
         if self.batch_size < 1:
             raise UsageError(f"batch_size: expected a positive integer, got {self.batch_size}")
+        if isinstance(self.analyze_stride, bool) or not isinstance(self.analyze_stride, int) or self.analyze_stride < 1:
+            raise UsageError(
+                f"analyze_stride: expected a positive integer (1 analyses every frame), got {self.analyze_stride!r}"
+            )
         if self.transfer not in ("local", "affine", "poly2"):
             raise UsageError(f"transfer: expected local, affine or poly2, got {self.transfer!r}")
         if self.decoder not in ("pyav", "decord"):
