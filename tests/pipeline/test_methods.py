@@ -8,9 +8,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from helpers import shared_path
 from torch import nn
 
-from helpers import shared_path
 from vidharm.errors import InputError, UsageError
 from vidharm.io import read_frames
 from vidharm.pipeline import ProcessConfig, harmonize_image, process_video, read_params

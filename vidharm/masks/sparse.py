@@ -118,8 +118,7 @@ class PropagatedMasks:
             if frame in frames:
                 yield mask
             if frame >= frames.stop - 1:
-                propagated.close()
-                return
+                return  # leaving the loop drops the generator; nothing after this range is decoded
 
     def fingerprint(self) -> str:
         """The keyframes' fingerprint and the propagation settings."""

@@ -8,6 +8,7 @@ Importing this package registers every built-in model.
 from __future__ import annotations
 
 from vidharm.models._checkpoint import LoadResult, load_checkpoint, load_state_dict_file
+from vidharm.models._device import resolve_device
 from vidharm.models._registry import ModelConfig, create_model, get_model_config, list_models, register_model
 
 from vidharm.models import harmonizer as harmonizer  # registers harmonizer, harmonizer_tiny, stats
@@ -22,6 +23,7 @@ __all__ = [
     "load_state_dict_file",
     "load_checkpoint",
     "LoadResult",
+    "resolve_device",
     "harmonizer",
     "hdnet",
 ]

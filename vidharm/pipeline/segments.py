@@ -18,7 +18,7 @@ from typing import Any
 
 from vidharm.errors import InputError, OutputError, UsageError
 from vidharm.io import atomic_path, concat_videos
-from vidharm.pipeline.inputs import ClipInput, fingerprint_file
+from vidharm.pipeline.inputs import ClipInput, describe_ranges, fingerprint_file
 from vidharm.pipeline.params import ParamsTrack
 
 __all__ = [
@@ -198,16 +198,6 @@ def find_segments(inputs: Sequence[str | Path]) -> list[SegmentInfo]:
     return infos
 
 
-def _ranges(frames: list[int]) -> str:
-    parts, start = [], None
-    for i, n in enumerate(frames):
-        start = n if start is None else start
-        if i + 1 == len(frames) or frames[i + 1] != n + 1:
-            parts.append(str(start) if start == n else f"{start}-{n}")
-            start = None
-    return ", ".join(parts)
-
-
 def check_segments(infos: Sequence[SegmentInfo]) -> list[SegmentInfo]:
     """Order segments by frame and check that they tile the whole clip exactly, from one render.
 
@@ -257,7 +247,9 @@ def check_segments(infos: Sequence[SegmentInfo]) -> list[SegmentInfo]:
     missing = list(range(0, ordered[0].first)) + list(range(ordered[-1].last + 1, n))
     if missing:
         where = f"before {ordered[0].video.name}" if missing[0] == 0 else f"after {ordered[-1].video.name}"
-        raise InputError(f"frames {_ranges(missing)} of the {n}-frame clip are in no segment ({where}); render them")
+        raise InputError(
+            f"frames {describe_ranges(missing)} of the {n}-frame clip are in no segment ({where}); render them"
+        )
     return ordered
 
 

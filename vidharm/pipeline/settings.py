@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from vidharm.errors import UsageError
+from vidharm.models import resolve_device
 from vidharm.temporal import DEFAULT_HALF_LIFE_S
 
 __all__ = ["ProcessConfig", "SMOOTHING_MODES", "resolve_device", "configure_threads"]
@@ -68,27 +69,6 @@ class ProcessConfig:
             raise UsageError(f"transfer: expected local, affine or poly2, got {self.transfer!r}")
         if self.decoder not in ("pyav", "decord"):
             raise UsageError(f"decoder: expected pyav or decord, got {self.decoder!r}")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` becomes ``cuda`` when a CUDA device is present, else ``cpu``.
-
-    Raises:
-        UsageError: CUDA asked for but not available, or an unknown device name.
-
-    Example:
-        >>> resolve_device("cpu")
-        device(type='cpu')
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"device: expected auto, cpu or cuda[:N], got {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("device: cuda was asked for but no CUDA device is available; use --device cpu or auto")
-    return device
 
 
 def configure_threads(threads: int) -> None:

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from vidharm.config import config_to_dict, dump_config
 from vidharm.errors import CheckpointError, UsageError
-from vidharm.models import create_model, get_model_config, load_checkpoint
+from vidharm.models import create_model, get_model_config, load_checkpoint, resolve_device
 from vidharm.models.harmonizer import Harmonizer
 from vidharm.models.hdnet import HDNet
 from vidharm.train.config import TrainConfig
@@ -53,7 +53,6 @@ __all__ = [
     "build_model",
     "compute_loss",
     "export_weights",
-    "resolve_device",
     "StyleEncoder",
 ]
 
@@ -117,33 +116,6 @@ class TrainResult:
     weights: Path
     best_weights: Path | None
     val: dict[str, float] = field(default_factory=dict)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> ``cuda`` when available else ``cpu``; other names are checked.
-
-    Args:
-        name: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-
-    Returns:
-        The device.
-
-    Raises:
-        UsageError: CUDA requested but unavailable, or an unknown name.
-
-    Example:
-        >>> resolve_device("cpu")
-        device(type='cpu')
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UsageError(f"device: expected auto, cpu, cuda or cuda:N, got {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device: {name!r} requested but no CUDA device is available; use device=cpu")
-    return device
 
 
 def _is_harmonizer(model: nn.Module) -> bool:
