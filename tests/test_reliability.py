@@ -243,7 +243,13 @@ def test_interrupt_stops_promptly_and_cleans_up(tmp_path: Path, sig: int, code: 
     out_dir.mkdir()
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     argv = ["process", str(clip), str(masks), "-o", str(out_dir / "o.mp4"), "-q", "--preset", "veryslow"]
-    proc = subprocess.Popen([sys.executable, "-m", "vidharm.cli", *argv], env=env)
+    # A job started in the background (as CI runners do) inherits SIGINT as ignored; a terminal's Ctrl-C
+    # reaches a process with the default disposition, so give the child that.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vidharm.cli", *argv],
+        env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any(out_dir.iterdir()) and proc.poll() is None:
         time.sleep(0.02)  # rendering has started once the temporary output exists
