@@ -210,7 +210,10 @@ def reference_loop(clip: Path, masks: Path, out: Path, weights: Path) -> None:
 
 def row(run: dict[str, Any], frames: int, baseline: dict[str, Any] | None) -> str:
     fps = frames / run["wall_s"]
-    ratio = f"{(baseline['wall_s'] / run['wall_s']):.2f}" if baseline else "1.00"
+    if baseline:
+        ratio = f"{baseline['wall_s'] / run['wall_s']:.2f}"
+    else:
+        ratio = "1.00" if run["label"].startswith("ffmpeg") else "-"
     return (
         f"| {run['label']} | {frames} | {run['wall_s']:.1f} | {fps:.1f} | {ratio} | {run['cpu_s']:.1f} | "
         f"{run['peak_rss_mb']:.0f} | {run['load_avg_1min']:.1f} | {run['other_cores']:.2f} |"
@@ -333,14 +336,19 @@ def stride_study(opts: argparse.Namespace) -> dict[str, Any]:
         clip, masks = make_clip(work / "clip10s.mp4", 10)
         clips.append((clip, masks))
     strides = [1, 2, 3, 4, 6, 8, 10, 12, 16]
-    models = [("stats", None), ("harmonizer", str(opts.weights))]
+    # (label, model, weights): the analytic model, the shipped trained weights where present, the parity weights.
+    models: list[tuple[str, str, str | None]] = [("stats", "stats", None)]
+    if any((ROOT / "vidharm" / "models" / "weights").glob("harmonizer*.pt")):
+        models.append(("harmonizer (shipped weights)", "harmonizer", None))
+    if not opts.trained_only:
+        models.append(("harmonizer (parity weights)", "harmonizer", str(opts.weights)))
     report: dict[str, Any] = {}
     print(f"\n## Analysing every k-th frame: error against the smoother's own effect (EMA, half-life "
           f"{DEFAULT_HALF_LIFE_S:.3f} s)\n")  # fmt: skip
     print("Errors are mean (max) |difference| of the six raw arguments over all frames of the clips.\n")
     print("| model | k | stride error before smoothing | stride error after smoothing | smoother's own effect |")
     print("|---|---|---|---|---|")
-    for model, weights in models:
+    for label, model, weights in models:
         per_k: dict[int, list[np.ndarray]] = {k: [] for k in strides}
         raw_err: dict[int, list[np.ndarray]] = {k: [] for k in strides}
         effect: list[np.ndarray] = []
@@ -358,16 +366,16 @@ def stride_study(opts: argparse.Namespace) -> dict[str, Any]:
                 per_k[k].append(np.abs(_smoothed(tracks[k][1]) - _smoothed(ref_smooth)))
                 raw_err[k].append(np.abs(tracks[k][0].raw_array() - ref_raw.raw_array()))
         own = np.concatenate(effect)
-        report[model] = {"smoother_effect_mean": float(own.mean()), "strides": {}}
+        report[label] = {"smoother_effect_mean": float(own.mean()), "strides": {}}
         for k in strides[1:]:
             after, before = np.concatenate(per_k[k]), np.concatenate(raw_err[k])
-            report[model]["strides"][k] = {
+            report[label]["strides"][k] = {
                 "after_mean": float(after.mean()),
                 "after_max": float(after.max()),
                 "before_mean": float(before.mean()),
             }
             print(
-                f"| {model} | {k} | {before.mean():.4f} ({before.max():.4f}) | {after.mean():.4f} ({after.max():.4f}) "
+                f"| {label} | {k} | {before.mean():.4f} ({before.max():.4f}) | {after.mean():.4f} ({after.max():.4f}) "
                 f"| {own.mean():.4f} ({own.max():.4f}) |"
             )
     # The cheap network input (gathered bilinear taps) against the reference's full-resolution float resize.
@@ -400,6 +408,7 @@ def main() -> int:
     parser.add_argument("--skip-memory", action="store_true", help="skip the 10 s / 60 s memory runs")
     parser.add_argument("--stride-study", action="store_true", help="measure the error of analysing every k-th frame")
     parser.add_argument("--include-synthetic", action="store_true", help="stride study: add the 10 s 1080p clip")
+    parser.add_argument("--trained-only", action="store_true", help="stride study: skip the parity weights")
     parser.add_argument("--json", type=Path, help="also write the results as JSON")
     parser.add_argument(
         "--reference-loop", nargs=3, type=Path, metavar=("CLIP", "MASKS", "OUT"), help=argparse.SUPPRESS

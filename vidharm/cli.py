@@ -81,6 +81,12 @@ def _add_encoding_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pix-fmt", help="output pixel format (default: suited to the codec and the source)")
     g.add_argument("--decoder", choices=("pyav", "decord"), help="video decoder (decord is an optional extra)")
     g.add_argument("--batch-size", type=int, help="frames per network call (default 8)")
+    g.add_argument(
+        "--analyze-stride",
+        type=int,
+        metavar="K",
+        help="run the network on every K-th frame (and around cuts), interpolating between (default 1)",
+    )
 
 
 def _frames_arg(text: str) -> range:
@@ -426,6 +432,7 @@ def _settings(args: argparse.Namespace) -> Any:
         "pix_fmt": getattr(args, "pix_fmt", None),
         "decoder": getattr(args, "decoder", None),
         "batch_size": getattr(args, "batch_size", None),
+        "analyze_stride": getattr(args, "analyze_stride", None),
     }
     explicit = [f"{k}={v}" for k, v in flags.items() if v is not None]
     config = load_config(ProcessConfig, getattr(args, "config", None), [*explicit, *getattr(args, "set", [])])

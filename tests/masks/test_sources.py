@@ -30,7 +30,7 @@ def test_soft_8_and_16_bit_masks_become_alpha(tmp_path: Path) -> None:
     np.testing.assert_allclose(folder.read(1, 3, 1)[0], [0, 32768 / 65535, 1], atol=1e-6)
 
 
-def test_rgba_uses_alpha_and_rgb_uses_mean() -> None:
+def test_rgba_uses_alpha_and_rgb_uses_luma() -> None:
     rgba = np.zeros((1, 1, 4), np.uint8)
     rgba[..., 3] = 255
     assert to_alpha(rgba)[0, 0] == 1.0

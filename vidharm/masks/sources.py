@@ -1,7 +1,7 @@
 """Per-frame foreground masks from a folder of images, a single image or a mask video.
 
 A mask is float32 (H, W) alpha in [0, 1]: 8-bit files are divided by 255, 16-bit files by 65535. An RGBA
-file gives its alpha channel; an RGB file the mean of its channels (mattes are grey). A folder's files are
+file gives its alpha channel; an RGB file its luma (mattes are grey, where that is the grey value). A folder's files are
 numbered by the last run of digits in the name (``00012.png`` and ``matte.0012.png`` are frame 12), in the
 source's frame numbering. Masks of another size but the same aspect are resized to the frame.
 """
@@ -59,13 +59,16 @@ def to_alpha(image: np.ndarray, name: str = "mask") -> np.ndarray:
         image = image[..., 0]
     elif not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
         raise MaskError(f"{name}: a mask must be a grey, RGB or RGBA image, got shape {image.shape}")
+    if image.ndim == 3:
+        # Mattes are grey (R = G = B), for which luma is exact; this integer conversion is cheap at 1080p.
+        image = cv2.cvtColor(image if image.dtype != np.float64 else image.astype(np.float32), cv2.COLOR_RGB2GRAY)
     if image.dtype in (np.uint8, np.uint16):
         alpha = image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
     elif np.issubdtype(image.dtype, np.floating):
         alpha = np.clip(image.astype(np.float32), 0.0, 1.0)
     else:
         raise MaskError(f"{name}: unsupported mask pixel type {image.dtype}; use 8- or 16-bit images")
-    return alpha.mean(axis=2, dtype=np.float32) if alpha.ndim == 3 else alpha
+    return alpha
 
 
 def fit_mask(mask: np.ndarray, width: int, height: int, name: str = "mask") -> np.ndarray:

@@ -161,5 +161,5 @@ def harmonize_image(
             stats = measure_filter_stats(x, row)[0].tolist()
     raw = row[0].tolist()
     if output is not None:
-        write_image(output, render_frame(image, alpha, raw, stats, device, mix, method))
+        write_image(output, render_frame(image, alpha, raw, stats, device, mix, method, exact=True))
     return dict(zip(method.arg_names, raw, strict=True))

@@ -65,7 +65,7 @@ def render_frame(
     and 0 returns ``image``.
 
     The six filters on a CPU run through per-frame lookup tables (:func:`~vidharm.filters.apply_filter_luts`,
-    one compiled pass, within one level of the torch arithmetic and several times faster); ``exact=True``, other
+    one compiled pass, within one level of the torch arithmetic and tens of times faster); ``exact=True``, other
     methods and other devices run the torch arithmetic (:func:`~vidharm.filters.apply_filters`).
 
     Args:
