@@ -45,6 +45,8 @@ from vidharm.io import (
 from vidharm.masks import MaskFolder, MaskVideo, open_masks
 
 __all__ = [
+    "check_masks_cover",
+    "iter_source_masks",
     "PERTURBATION_KINDS",
     "PERTURBATION_RANGES",
     "DEFAULT_FOLDER_FPS",
@@ -538,7 +540,7 @@ def make_benchmark(
         raise UsageError(f"seed: expected an integer, got {seed!r}")
     frames = open_frames(source, fps=fps)
     mask_source = open_masks(masks)
-    _check_masks_cover(frames, mask_source)
+    check_masks_cover(frames, mask_source)
     out = Path(out_dir)
     paths = _output_paths(out, overwrite)
     times = np.arange(frames.num_frames, dtype=np.float64) / float(frames.fps)
@@ -547,7 +549,7 @@ def make_benchmark(
     if not frames.is_folder and frames.info.bit_depth > 8 and codec != "ffv1":
         log.warning("%s is %d-bit; %s keeps 8 bits, use codec ffv1 to keep the depth", source, info.bit_depth, codec)
     crf = _LOSSLESS[codec]
-    mask_iter = _iter_source_masks(frames, mask_source)
+    mask_iter = iter_source_masks(frames, mask_source)
     written = 0
     with (
         VideoWriter(paths["ground_truth"], info, codec=codec, crf=crf, preset="medium") as gt_writer,
@@ -604,38 +606,38 @@ def _transform(x: np.ndarray, p: ColorPerturbation) -> np.ndarray:
     return np.clip(luma + np.float32(math.exp(p.saturation)) * (x - luma), 0.0, 1.0)
 
 
-def _check_masks_cover(frames: FrameSource, masks: MaskFolder | MaskVideo) -> None:
+def check_masks_cover(clip: FrameSource, masks: MaskFolder | MaskVideo) -> None:
+    """Refuse masks that do not give exactly one mask per frame of ``clip`` (a MaskError naming the first gap)."""
     if isinstance(masks, MaskVideo):
         total = count_frames(masks.path)
-        if total != frames.num_frames:
+        if total != clip.num_frames:
             raise MaskError(
-                f"{masks.path}: the mask video has {total} frames but {frames.path} has {frames.num_frames}; "
+                f"{masks.path}: the mask video has {total} frames but {clip.path.name} has {clip.num_frames}; "
                 f"give one mask frame per clip frame"
             )
         return
-    wanted = set(frames.frame_numbers)
-    have = set(masks.frame_numbers)
-    missing = sorted(wanted - have)
-    extra = sorted(have - wanted)
+    wanted, have = set(clip.frame_numbers), set(masks.frame_numbers)
+    missing, extra = sorted(wanted - have), sorted(have - wanted)
+    span = f"{clip.frame_numbers[0]}-{clip.frame_numbers[-1]}"
     if missing:
         raise MaskError(
-            f"{masks.path}: no masks for {len(missing)} of {frames.num_frames} frames (first: frame {missing[0]}); "
-            f"give one mask per frame, numbered as {frames.path.name}'s frames "
-            f"({frames.frame_numbers[0]}-{frames.frame_numbers[-1]})"
+            f"{masks.path}: no masks for {len(missing)} of {clip.num_frames} frames (first: frame {missing[0]}); "
+            f"give one mask per frame of {clip.path.name} (frames {span})"
         )
     if extra:
         raise MaskError(
-            f"{masks.path}: masks for frames that {frames.path.name} lacks (first: frame {extra[0]}; the clip has "
-            f"frames {frames.frame_numbers[0]}-{frames.frame_numbers[-1]}); check the numbering or the clip"
+            f"{masks.path}: {len(extra)} masks are for frames that {clip.path.name} lacks (first: frame {extra[0]}; "
+            f"the clip has frames {span}); the masks belong to a longer clip or are numbered differently"
         )
 
 
-def _iter_source_masks(frames: FrameSource, masks: MaskFolder | MaskVideo) -> Iterator[np.ndarray]:
+def iter_source_masks(clip: FrameSource, masks: MaskFolder | MaskVideo) -> Iterator[np.ndarray]:
+    """The masks of ``clip``'s frames in order, at its size."""
     if isinstance(masks, MaskVideo):
-        yield from masks.iter_masks(range(frames.num_frames), frames.width, frames.height)
+        yield from masks.iter_masks(range(clip.num_frames), clip.width, clip.height)
         return
-    for number in frames.frame_numbers:
-        yield masks.read(number, frames.width, frames.height)
+    for number in clip.frame_numbers:
+        yield masks.read(number, clip.width, clip.height)
 
 
 def _output_paths(out: Path, overwrite: bool) -> dict[str, Path]:

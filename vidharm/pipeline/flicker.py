@@ -19,12 +19,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vidharm.errors import InputError, MaskError, UsageError
-from vidharm.io import atomic_path, count_frames, prefetch
+from vidharm.errors import InputError, UsageError
+from vidharm.io import atomic_path, prefetch
 from vidharm.masks import MaskFolder, MaskVideo, open_masks
 from vidharm.metrics import DEFAULT_FLOW_PRESET, FLOW_PRESETS, TL_SIZE, evaluate_flicker, format_flicker_table
 from vidharm.metrics import plot_flicker as _plot_flicker
-from vidharm.pipeline.benchmark import FrameSource, open_frames
+from vidharm.pipeline.benchmark import FrameSource, check_masks_cover, iter_source_masks, open_frames
 
 __all__ = ["REPORT_SCHEMA", "evaluate_clip", "format_clip_report", "write_report"]
 
@@ -110,7 +110,7 @@ def evaluate_clip(
         raise UsageError(f"preset: expected one of {', '.join(FLOW_PRESETS)}, got {preset!r}")
     out_src = open_frames(output)
     mask_src = open_masks(masks)
-    _check_masks(out_src, mask_src)
+    check_masks_cover(out_src, mask_src)
     gt_src = None if ground_truth is None else _open_matching(ground_truth, out_src, "ground truth")
     comp_src = None if composite is None else _open_matching(composite, out_src, "composite")
     n = out_src.num_frames
@@ -255,38 +255,6 @@ def _open_matching(path: str | Path, like: FrameSource, role: str) -> FrameSourc
     return source
 
 
-def _check_masks(clip: FrameSource, masks: MaskFolder | MaskVideo) -> None:
-    if isinstance(masks, MaskVideo):
-        total = count_frames(masks.path)
-        if total != clip.num_frames:
-            raise MaskError(
-                f"{masks.path}: the mask video has {total} frames but {clip.path.name} has {clip.num_frames}; "
-                f"give one mask frame per clip frame"
-            )
-        return
-    wanted, have = set(clip.frame_numbers), set(masks.frame_numbers)
-    missing, extra = sorted(wanted - have), sorted(have - wanted)
-    span = f"{clip.frame_numbers[0]}-{clip.frame_numbers[-1]}"
-    if missing:
-        raise MaskError(
-            f"{masks.path}: no masks for {len(missing)} of {clip.num_frames} frames (first: frame {missing[0]}); "
-            f"give one mask per frame of {clip.path.name} (frames {span})"
-        )
-    if extra:
-        raise MaskError(
-            f"{masks.path}: {len(extra)} masks are for frames that {clip.path.name} lacks (first: frame {extra[0]}; "
-            f"the clip has frames {span}); the masks belong to a longer clip or are numbered differently"
-        )
-
-
-def _iter_masks(clip: FrameSource, masks: MaskFolder | MaskVideo) -> Iterator[np.ndarray]:
-    if isinstance(masks, MaskVideo):
-        yield from masks.iter_masks(range(clip.num_frames), clip.width, clip.height)
-        return
-    for number in clip.frame_numbers:
-        yield masks.read(number, clip.width, clip.height)
-
-
 def _scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
     if scale >= 1.0:
         return width, height
@@ -309,7 +277,7 @@ def _stream(
     gts = gt.iter_images() if gt is not None else None
     comps = comp.iter_images() if comp is not None else None
     count = 0
-    for image, mask in zip(out.iter_images(), _iter_masks(out, masks), strict=False):
+    for image, mask in zip(out.iter_images(), iter_source_masks(out, masks), strict=False):
         g = None if gts is None else next(gts, None)
         c = None if comps is None else next(comps, None)
         if (gts is not None and g is None) or (comps is not None and c is None):
