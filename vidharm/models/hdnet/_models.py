@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from vidharm.models._registry import ModelConfig, register_model
@@ -26,23 +27,15 @@ HDNET_CONFIG = ModelConfig(
     licence=_LICENCE,
     description="HDNet (ACM MM'23 v3) per-frame pixel harmonizer, ngf=32, 10.41M params, runs at 256x256",
 )
-HDNET_LITE_CONFIG = ModelConfig(
+HDNET_LITE_CONFIG = replace(
+    HDNET_CONFIG,
     name="hdnet_lite",
-    num_outputs=3,
-    input_size=HDNET_SIZE,
-    normalisation=_NORMALISATION,
-    weight_source=_WEIGHTS,
-    sha256=None,
-    licence=_LICENCE,
     description="HDNet-lite: the same network with ngf=8, 0.65M params, runs at 256x256",
 )
-HDNET_TINY_CONFIG = ModelConfig(
+HDNET_TINY_CONFIG = replace(
+    HDNET_CONFIG,
     name="hdnet_tiny",
-    num_outputs=3,
-    input_size=HDNET_SIZE,
-    normalisation=_NORMALISATION,
     weight_source="none (test variant)",
-    sha256=None,
     licence="MIT",
     description="HDNet with ngf=2, for registry and pipeline tests only",
 )
