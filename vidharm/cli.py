@@ -55,6 +55,11 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override a setting (repeatable)")
 
 
+def _add_clip_and_masks(p: argparse.ArgumentParser) -> None:
+    p.add_argument("clip", type=Path, help="input video")
+    p.add_argument("masks", type=Path, help="folder of numbered mask images, or a mask video")
+
+
 def _add_smoothing_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("temporal smoothing")
     g.add_argument(
@@ -135,8 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG_PROCESS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("clip", type=Path, help="input video")
-    p.add_argument("masks", type=Path, help="folder of numbered mask images, or a mask video")
+    _add_clip_and_masks(p)
     p.add_argument("-o", "--output", type=Path, help="output video (default: <clip>_harmonized.<ext> beside the clip)")
     _add_model_options(p)
     _add_smoothing_options(p)
@@ -167,8 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Analyze a frame range: run the model on every frame and write the raw arguments and the "
         "statistics the filters need as a small sidecar. Chunks of one clip are joined by `vidharm smooth`.",
     )
-    p.add_argument("clip", type=Path, help="input video")
-    p.add_argument("masks", type=Path, help="folder of numbered mask images, or a mask video")
+    _add_clip_and_masks(p)
     p.add_argument("--frames", type=_frames_arg, metavar="A-B", help="inclusive source frame range (default: all)")
     p.add_argument(
         "-o", "--output", type=Path, required=True, help="sidecar .json, or a folder (gets analyze.A-B.json)"
@@ -197,8 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         "again), or a CSV of values at a few frames (frame, then any of the six arguments; linear between rows, "
         "held outside; optional smoothing columns), merged over --base.",
     )
-    p.add_argument("clip", type=Path, help="input video")
-    p.add_argument("masks", type=Path, help="folder of numbered mask images, or a mask video")
+    _add_clip_and_masks(p)
     p.add_argument("params", type=Path, help="parameter sidecar (.json) or keyframe CSV (.csv)")
     p.add_argument(
         "-o",
@@ -231,8 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Nuke, Resolve and ffmpeg's lut3d read, with the frame's statistics baked in. It applies to the whole "
         "image: use it through the matte. Without --params the frames are analysed now (unsmoothed).",
     )
-    p.add_argument("clip", type=Path, help="input video")
-    p.add_argument("masks", type=Path, help="folder of numbered mask images, or a mask video")
+    _add_clip_and_masks(p)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--frame", type=int, help="the frame to export")
     which.add_argument("--frames", type=_frames_arg, metavar="A-B", help="average over this inclusive range")
@@ -248,8 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         "numbered .cube per frame (the six filters depend on per-frame statistics, which no single stock node "
         "expresses), keyed through the matte.",
     )
-    p.add_argument("clip", type=Path, help="input video")
-    p.add_argument("masks", type=Path, help="folder of numbered mask images, or a mask video")
+    _add_clip_and_masks(p)
     p.add_argument("-o", "--output", type=Path, required=True, help="the .nk file")
     p.add_argument("--params", type=Path, metavar="JSON", help="sidecar to reproduce (default: analyze + smooth now)")
     p.add_argument("--cube-dir", type=Path, help="folder for the per-frame LUTs (default <stem>_cubes)")
