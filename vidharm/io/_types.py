@@ -32,6 +32,8 @@ class VideoInfo:
         color: the stream's colour tags.
         has_audio: whether the file has an audio stream.
         rotation_deg: display-matrix rotation, counter-clockwise degrees in [-180, 180]; 0 when absent.
+        first_frame: the number of the first frame: an image sequence's first file number (1001 for
+            ``shot.1001.exr``), 0 for a video. Frame ``index`` i is source frame ``first_frame + i``.
 
     Example:
         >>> from fractions import Fraction
@@ -55,6 +57,7 @@ class VideoInfo:
     color: ColorTags
     has_audio: bool
     rotation_deg: int
+    first_frame: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,7 +68,10 @@ class VideoFrame:
         index: 0-based frame number in the source (decode order of presentation, counting every decoded frame).
         pts: presentation timestamp in ``time_base`` units, ``None`` where the container gives none.
         time_base: the unit of ``pts``, in seconds.
-        image: (H, W, 3) RGB; uint8 in [0, 255] for 8-bit sources, uint16 in [0, 65535] for deeper ones.
+        image: (H, W, 3) RGB; uint8 in [0, 255] for 8-bit sources, uint16 in [0, 65535] for deeper ones,
+            float32 (unbounded, e.g. scene-linear) for float sources such as EXR.
+        alpha: (H, W) alpha of the same dtype and scale as ``image`` when it was asked for and the source has
+            one (``read_frames(..., alpha=True)``), else None.
 
     Example:
         >>> from fractions import Fraction
@@ -78,3 +84,4 @@ class VideoFrame:
     pts: int | None
     time_base: Fraction
     image: np.ndarray
+    alpha: np.ndarray | None = None
