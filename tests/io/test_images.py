@@ -101,3 +101,48 @@ def test_read_image_errors(tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     with pytest.raises(InputError, match=r"empty\.png: not an image"):
         read_image(tmp_path / "empty.png")
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_exr_round_trip_keeps_float_values(tmp_path, dtype):
+    image = np.array([[[-1.5, 0.0, 1.0], [300.0, 0.25, -0.001]]], dtype)
+    write_image(tmp_path / "a.exr", image)
+    back = read_image(tmp_path / "a.exr")
+    assert back.dtype == np.float32 and back.shape == (1, 2, 3)
+    assert np.array_equal(back, image.astype(np.float32))
+
+
+def test_exr_alpha_is_dropped_unless_kept(tmp_path):
+    rgba = np.random.default_rng(0).random((3, 4, 4)).astype(np.float32)
+    write_image(tmp_path / "a.exr", rgba)
+    assert np.array_equal(read_image(tmp_path / "a.exr"), rgba[:, :, :3])
+    assert np.array_equal(read_image(tmp_path / "a.exr", keep_alpha=True), rgba)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_dpx_round_trip(tmp_path, dtype):
+    image = _rgb(dtype)
+    write_image(tmp_path / "a.dpx", image)
+    back = read_image(tmp_path / "a.dpx")
+    assert back.dtype == dtype and np.array_equal(back, image)
+
+
+def test_grey_exr_reads_as_grey(tmp_path):
+    import OpenImageIO as oiio
+
+    spec = oiio.ImageSpec(3, 2, 1, "half")
+    spec.channelnames = ("Y",)
+    out = oiio.ImageOutput.create(str(tmp_path / "g.exr"))
+    out.open(str(tmp_path / "g.exr"), spec)
+    out.write_image(np.full((2, 3, 1), 0.5, np.float16))
+    out.close()
+    back = read_image(tmp_path / "g.exr")
+    assert back.shape == (2, 3) and back.dtype == np.float32 and (back == 0.5).all()
+
+
+def test_unreadable_exr_is_an_input_error(tmp_path):
+    (tmp_path / "bad.exr").write_text("not an exr")
+    with pytest.raises(InputError, match=r"bad\.exr: not an image OpenImageIO can read"):
+        read_image(tmp_path / "bad.exr")
+    with pytest.raises(UsageError, match=r"\.dpx holds uint8 or uint16 images, got float32"):
+        write_image(tmp_path / "a.dpx", np.zeros((2, 2, 3), np.float32))

@@ -1,9 +1,22 @@
-"""Image-sequence output: numbered frames named by a pattern, each file written atomically (PNG, TIFF, EXR).
+"""Image sequences: patterns, and output as numbered frames, each file written atomically (PNG, TIFF, DPX, EXR).
 
 A pattern names the file of every frame with one number field, printf style (``frame.%05d.png``, ``%d``) or
-hash style (``frame.#####.png``, one digit per ``#``); the number is the source's frame number. Each file is
-written to a hidden temp name beside it and renamed when complete, so a file that exists is a finished frame:
-a task killed half way and run again skips those and writes the rest.
+hash style (``frame.#####.png``, one digit per ``#``). Each file is written to a hidden temp name beside it and
+renamed when complete, so a file that exists is a finished frame: a task killed half way and run again skips
+those and writes the rest.
+
+Numbering follows the source: a writer made ``like`` a clip numbers frame ``index`` i as file
+``like.first_frame + i``, so a sequence that starts at 1001 is written from 1001 (a video starts at 0).
+
+Formats and depths written: PNG and TIFF keep the frame's depth (uint8 -> 8-bit, uint16 -> 16-bit; TIFF also
+takes float32/float16 frames), with alpha when the frame has one; JPEG takes 8-bit RGB only; DPX takes uint8
+and uint16 (10 or 12 bits when the source frame is a DPX of that depth, else 16); EXR takes float frames as they
+are (half or float: the source frame's channel types when the source is an EXR, else float16 -> half,
+float32 -> float) and integer frames as float code values scaled to [0, 1]. When the source is an EXR sequence,
+each EXR frame keeps its source frame's header attributes, display window and data window (see
+:mod:`vidharm.io._oiio` for what is copied, and how a data window smaller than the display window is read and
+written back). PNG, JPEG and integer TIFF go through OpenCV (fast PNG compression), EXR, DPX and float TIFF
+through OpenImageIO.
 """
 
 from __future__ import annotations
@@ -13,14 +26,14 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from vidharm.errors import OutputError, UsageError
-from vidharm.io._atomic import atomic_path
+from vidharm.errors import OutputError, ShapeError, UsageError
 from vidharm.io._images import write_image
+from vidharm.io._oiio import read_layout, read_spec, write_exr, write_oiio
+from vidharm.io._types import VideoInfo
 
 __all__ = ["SequencePattern", "SequenceWriter", "is_sequence_pattern", "parse_sequence_pattern"]
 
@@ -29,8 +42,8 @@ _log = logging.getLogger(__name__)
 _PRINTF = re.compile(r"%(?:0(\d+))?d")
 _HASHES = re.compile(r"#+")
 _ANY_FIELD = re.compile(r"%\d*d|#")
-#: Extensions an image sequence can have, and the integer depths each holds natively.
-SEQUENCE_FORMATS = (".png", ".tif", ".tiff", ".exr", ".jpg", ".jpeg")
+#: Extensions an image sequence can have (read and written).
+SEQUENCE_FORMATS = (".exr", ".png", ".tif", ".tiff", ".dpx", ".jpg", ".jpeg")
 
 
 @dataclass(frozen=True)
@@ -122,58 +135,32 @@ def parse_sequence_pattern(path: str | os.PathLike[str]) -> SequencePattern:
     return SequencePattern(folder=p.parent, prefix=prefix, width=width, suffix=suffix)
 
 
-@lru_cache(maxsize=1)
-def _exr_backend() -> str | None:
-    """``openexr`` (the OpenEXR package), ``opencv`` (an OpenCV built with EXR and enabled), or None."""
-    try:
-        import OpenEXR  # noqa: F401
+def is_sequence_source(path: str | os.PathLike[str]) -> bool:
+    """Whether an input path is an image-sequence pattern rather than a file (a video named ``take#1.mp4`` is a file).
 
-        return "openexr"
-    except ImportError:
-        pass
-    import cv2
-
-    try:
-        ok, _ = cv2.imencode(".exr", np.zeros((1, 1, 3), np.float32))
-    except cv2.error:
-        ok = False
-    return "opencv" if ok else None
-
-
-def _write_exr(path: Path, image: np.ndarray) -> None:
-    # Code values scaled to [0, 1] as float32 (exact for 8- and 16-bit levels); no transfer function is applied.
-    scale = float(np.iinfo(image.dtype).max)
-    rgb = np.ascontiguousarray(image, dtype=np.float32) / np.float32(scale)
-    backend = _exr_backend()
-    with atomic_path(path) as temp:
-        if backend == "openexr":
-            import OpenEXR
-
-            header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
-            with OpenEXR.File(header, {"RGB": rgb}) as exr:
-                exr.write(str(temp))
-        else:
-            import cv2
-
-            ok, encoded = cv2.imencode(".exr", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-            if not ok:
-                raise OutputError(f"{path}: OpenCV could not encode the frame as EXR; write PNG instead")
-            encoded.tofile(temp)
+    Example:
+        >>> is_sequence_source("shot.%04d.exr"), is_sequence_source("clip.mp4")
+        (True, False)
+    """
+    return is_sequence_pattern(path) and not Path(path).exists()
 
 
 class SequenceWriter:
     """Write frames as numbered image files, each atomically; finished frames are skipped unless ``force``.
 
-    PNG and TIFF keep the frame's native depth (8-bit frames give 8-bit files, 16-bit frames 16-bit files);
-    EXR holds float32 RGB, the code values scaled to [0, 1] (needs the OpenEXR package, or an OpenCV built
-    with EXR and ``OPENCV_IO_ENABLE_OPENEXR=1``); JPEG takes 8-bit frames only. The folder is created.
+    Frame ``index`` i (0-based, as the pipeline counts frames) is written as file number ``first_frame + i``,
+    where ``first_frame`` is ``like.first_frame`` (0 without ``like``). When ``like`` is an image sequence whose
+    files have the output's format, each output frame follows its source frame: EXR keeps the header attributes,
+    windows and channel types; DPX keeps 10 or 12 bits. Formats and dtypes: see the module docstring. The
+    folder is created.
 
     Args:
         pattern: e.g. ``out/frame.%05d.png`` (see :func:`parse_sequence_pattern`).
         force: rewrite frames whose file exists.
+        like: the source clip's :class:`VideoInfo` (numbering, and the template files of an image sequence).
 
     Raises:
-        UsageError: a bad pattern, or EXR asked for with no library that writes it.
+        UsageError: a bad pattern, or a pattern that names the source's own files.
         OutputError: the folder cannot be created.
 
     Example:
@@ -186,14 +173,13 @@ class SequenceWriter:
         [11, 13]
     """
 
-    def __init__(self, pattern: str | os.PathLike[str], *, force: bool = False) -> None:
+    def __init__(self, pattern: str | os.PathLike[str], *, force: bool = False, like: VideoInfo | None = None) -> None:
         self.pattern = parse_sequence_pattern(pattern)
         self.force = force
-        if self.pattern.extension == ".exr" and _exr_backend() is None:
-            raise UsageError(
-                f"{pattern}: EXR output needs the OpenEXR package (pip install OpenEXR) or an OpenCV built with "
-                "OpenEXR and OPENCV_IO_ENABLE_OPENEXR=1; neither is available, so write .png (16-bit) instead"
-            )
+        self.first_frame = like.first_frame if like is not None else 0
+        self.source = parse_sequence_pattern(like.path) if like is not None and is_sequence_source(like.path) else None
+        if self.source is not None and self.path(0).resolve() == self.source.path(self.first_frame).resolve():
+            raise UsageError(f"{pattern}: the output would overwrite the source frames; choose another name or folder")
         try:
             self.pattern.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -202,8 +188,15 @@ class SequenceWriter:
             ) from exc
 
     def path(self, frame: int) -> Path:
-        """The file of source frame ``frame``."""
-        return self.pattern.path(frame)
+        """The file of frame index ``frame``: file number ``first_frame + frame``."""
+        return self.pattern.path(self.first_frame + frame)
+
+    def template(self, frame: int) -> Path | None:
+        """The source file that frame ``frame`` follows (an EXR or DPX source of the output's format), or None."""
+        ext = self.pattern.extension
+        if self.source is None or ext not in (".exr", ".dpx") or self.source.extension != ext:
+            return None
+        return self.source.path(self.first_frame + frame)
 
     def pending(self, frames: Iterable[int]) -> list[int]:
         """The frames of ``frames`` still to write: those without a file, or all of them with ``force``."""
@@ -238,26 +231,42 @@ class SequenceWriter:
             _log.info("removed %d temp files left by an interrupted run in %s", len(removed), self.pattern.folder)
         return removed
 
-    def write(self, frame: int, image: np.ndarray) -> Path:
+    def write(self, frame: int, image: np.ndarray, *, alpha: np.ndarray | None = None) -> Path:
         """Write one frame atomically.
 
         Args:
-            frame: the source frame number.
-            image: (H, W, 3) RGB uint8 in [0, 255] or uint16 in [0, 65535].
+            frame: the frame's index (file number ``first_frame + frame``).
+            image: (H, W, 3) RGB, (H, W, 4) RGBA or (H, W) grey: uint8 [0, 255], uint16 [0, 65535], or
+                float32/float16 (unbounded; EXR and TIFF only).
+            alpha: (H, W) alpha of the same dtype and scale, written as a fourth channel (not JPEG); or None.
 
         Returns:
             The file written.
 
         Raises:
-            UsageError: a dtype the format cannot hold (e.g. uint16 as JPEG) or not an integer image.
-            ShapeError: not (H, W), (H, W, 3) or (H, W, 4).
+            UsageError: a dtype the format cannot hold (e.g. uint16 as JPEG, float as PNG).
+            ShapeError: not (H, W), (H, W, 3) or (H, W, 4), an alpha of another shape, or (EXR following a
+                source frame) a frame of another size than the source's display window.
+            InputError: the source frame to follow cannot be read.
             OutputError: the file cannot be written.
         """
         path = self.path(frame)
-        if self.pattern.extension == ".exr":
-            if image.dtype not in (np.uint8, np.uint16):
-                raise UsageError(f"{path}: expected a uint8 or uint16 frame, got {image.dtype}")
-            _write_exr(path, image)
+        ext = self.pattern.extension
+        template = self.template(frame)
+        if ext == ".exr":
+            write_exr(path, image, alpha, template=read_spec(template) if template is not None else None)
+        elif ext == ".dpx":
+            bits = read_layout(template).bit_depth if template is not None else None
+            write_oiio(path, image, alpha, bits=bits)
+        elif ext in (".tif", ".tiff") and image.dtype in (np.float16, np.float32):
+            write_oiio(path, image, alpha)
         else:
+            if alpha is not None:
+                if alpha.shape != image.shape[:2] or alpha.dtype != image.dtype or image.ndim != 3:
+                    raise ShapeError(
+                        f"{path}: alpha must be {image.shape[:2]} {image.dtype} beside an (H, W, 3) image, "
+                        f"got {alpha.shape} {alpha.dtype}"
+                    )
+                image = np.concatenate([image, alpha[:, :, None]], axis=2)
             write_image(path, image)
         return path
