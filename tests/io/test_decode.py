@@ -49,6 +49,7 @@ def test_probe_video_reports_the_stream(make_clip):
     assert info.has_audio is True
     assert info.rotation_deg == 90
     assert info.path == clip
+    assert (info.profile, info.timecode, info.sample_aspect_ratio) == ("High", None, Fraction(1))
 
 
 def test_probe_video_untagged_and_no_audio(make_clip):

@@ -231,6 +231,19 @@ def test_other_encoders(make_clip, tmp_path, require_encoder, codec, suffix, kwa
     assert np.mean([_mae(x, y / scale) for x, y in zip(before, after, strict=True)]) < 12.0
 
 
+@pytest.mark.parametrize(
+    ("name", "codec"), [("out.mp4", "libx264"), ("out.mkv", "libx264"), ("out.webm", "libvpx-vp9")]
+)
+def test_codec_none_picks_by_container_for_plain_sources(make_clip, tmp_path, require_encoder, name, codec):
+    require_encoder(codec)
+    src = make_clip("src.mp4", num_frames=2)
+    with VideoWriter(tmp_path / name, probe_video(src), **FAST) as writer:
+        for frame in read_frames(src):
+            writer.write(frame)
+    assert (writer.codec, writer.alpha, writer.profile) == (codec, False, None)
+    assert count_frames(tmp_path / name) == 2
+
+
 def test_rotation_is_carried_over(make_clip, tmp_path):
     src = make_clip("rot.mp4", num_frames=2, rotation_deg=-90)
     out = _transcode(src, tmp_path / "out.mp4", **FAST)
@@ -309,7 +322,7 @@ def test_unknown_or_non_video_codec(make_clip, tmp_path, codec):
     assert _leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("name", ["out.webm", "out.gif", "out"])
+@pytest.mark.parametrize("name", ["out.flv", "out.gif", "out"])
 def test_unsupported_extension(make_clip, tmp_path, name):
     info = probe_video(make_clip(num_frames=1))
     with pytest.raises(UsageError, match=r"unsupported output extension"):

@@ -14,8 +14,8 @@ import av.error
 
 from vidharm.errors import InputError, OutputError, UsageError
 from vidharm.io._atomic import commit, discard, temp_path_for
-from vidharm.io._decode import check_input_path
-from vidharm.io._encode import CONTAINERS
+from vidharm.io._decode import check_input_path, probe_video
+from vidharm.io._encode import CONTAINERS, copy_stream_tags
 
 __all__ = ["concat_videos"]
 
@@ -68,9 +68,9 @@ def _video_packets(streams: list[tuple[Path, Any]]) -> Iterator[Any]:
             yield packet
 
 
-def _audio_packets(container: Any, stream: Any, path: Path) -> Iterator[Any]:
+def _audio_packets(container: Any, streams: list[Any], path: Path) -> Iterator[Any]:
     try:
-        for packet in container.demux(stream):
+        for packet in container.demux(*streams):
             if packet.size == 0:
                 continue
             if packet.dts is None:
@@ -88,17 +88,18 @@ def concat_videos(
     *,
     audio_from: str | os.PathLike[str] | None = None,
 ) -> int:
-    """Join video segments without re-encoding and add the first audio stream of ``audio_from``.
+    """Join video segments without re-encoding and add every audio stream of ``audio_from``.
 
     The segments' packets are copied as they are, timestamps included: segments rendered by vidharm keep the
     source's timestamps, so the joined video sits on the source's timeline and the source's audio packets
-    (also copied, with their timestamps) line up with it. Every segment must hold the same codec, size,
-    pixel format and codec extradata (same encoder settings), and each must start after the previous ends.
+    (also copied, with their timestamps, languages and dispositions) line up with it. Every segment must hold
+    the same codec, size, pixel format and codec extradata (same encoder settings), and each must start after
+    the previous ends. The first segment's timecode, sample aspect ratio and rotation carry over.
 
     Args:
         segments: video files in frame order (their audio, if any, is ignored).
-        output: the joined file (.mp4, .mov, .mkv, .avi); written to a temp name, renamed when complete.
-        audio_from: the file whose first audio stream is added (none: video only).
+        output: the joined file (.mp4, .mov, .mkv, .avi, .webm); written to a temp name, renamed when complete.
+        audio_from: the file whose audio streams are added (none: video only).
 
     Returns:
         The number of video packets (frames) written.
@@ -159,15 +160,16 @@ def concat_videos(
                             "same codec options to join them without re-encoding"
                         )
             streams.append((path, stream))
-        audio_in = audio_stream = None
+        timecode = probe_video(paths[0]).timecode
+        audio_in = None
+        audio_streams: list[Any] = []
         if audio_path is not None:
             audio_in = stack.enter_context(_open(audio_path))
-            if audio_in.streams.audio:
-                audio_stream = audio_in.streams.audio[0]
-            else:
+            audio_streams = list(audio_in.streams.audio)
+            if not audio_streams:
                 _log.info("%s has no audio stream; writing video only", audio_path)
         # Matroska would shift all streams so an AAC pre-roll packet starts at 0; keep the source's times.
-        options = {"avoid_negative_ts": "disabled"} if container_format == "matroska" else {}
+        options = {"avoid_negative_ts": "disabled"} if container_format in ("matroska", "webm") else {}
         # No random segment UID or muxer version: joining the same segments twice gives the same bytes.
         options["fflags"] = "+bitexact"
         try:
@@ -175,18 +177,27 @@ def concat_videos(
         except av.error.FFmpegError as exc:
             raise OutputError(f"{out_path}: cannot create the output ({exc}); check the folder's permissions") from exc
         try:
+            audio_out: dict[int, Any] = {}
             try:
                 video_out = out.add_stream_from_template(streams[0][1])
-                audio_out = None if audio_stream is None else out.add_stream_from_template(audio_stream)
+                for template in audio_streams:
+                    audio_out[template.index] = out.add_stream_from_template(template)
+                    copy_stream_tags(template, audio_out[template.index])
             except ValueError as exc:
                 raise UsageError(
                     f"{out_path}: the segments' or the audio's codec cannot go into {out_path.suffix} ({exc}); "
                     "use the segments' container (.mkv holds all)"
                 ) from exc
+            copy_stream_tags(streams[0][1], video_out)
+            rate = streams[0][1].average_rate or streams[0][1].guessed_rate
+            if rate:
+                video_out.codec_context.framerate = rate  # the stream's rate, which the tmcd track counts in
+            if timecode is not None:
+                video_out.metadata["timecode"] = timecode  # mov/mp4 turn this tag into a tmcd track
             video = _video_packets(streams)
             audio: Iterator[Any] = iter(())
-            if audio_stream is not None and audio_path is not None:
-                audio = _audio_packets(audio_in, audio_stream, audio_path)
+            if audio_streams and audio_path is not None:
+                audio = _audio_packets(audio_in, audio_streams, audio_path)
             # Interleave by decode time, as the muxer expects; both inputs are already in that order.
             pending_v, pending_a = next(video, None), next(audio, None)
             while pending_v is not None or pending_a is not None:
@@ -196,7 +207,7 @@ def concat_videos(
                     written += 1
                     pending_v = next(video, None)
                 elif pending_a is not None:
-                    pending_a.stream = audio_out
+                    pending_a.stream = audio_out[pending_a.stream.index]
                     out.mux(pending_a)
                     pending_a = next(audio, None)
             out.close()

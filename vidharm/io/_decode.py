@@ -16,6 +16,7 @@ import numpy as np
 
 from vidharm.errors import InputError, UsageError
 from vidharm.io._color import merge_tags, sws_matrix, sws_range, tags_from_codes
+from vidharm.io._seqread import count_sequence, is_sequence_input, probe_sequence, read_sequence
 from vidharm.io._types import VideoFrame, VideoInfo
 
 __all__ = ["probe_video", "read_frames", "count_frames"]
@@ -52,9 +53,41 @@ def _video_stream(container: Any, path: Path) -> Any:
     return container.streams.video[0]
 
 
-def _decode_packet(stream: Any, packet: Any, path: Path, index: int) -> list[Any]:
+# FFmpeg's own VP8/VP9 decoders ignore the alpha plane WebM stores beside each frame (Matroska BlockAdditional,
+# announced by the track's alpha_mode tag); libvpx's decoders read it and give yuva420p.
+_ALPHA_SIDE_DECODERS = {"vp8": "libvpx", "vp9": "libvpx-vp9"}
+
+
+def _decoder(stream: Any, *, threaded: bool = True) -> Any:
+    """The codec context that decodes ``stream``: its own, or libvpx's for WebM alpha; multithreaded if asked."""
+    native = stream.codec_context
+    if threaded:
+        native.thread_type = "AUTO"
+    name = _ALPHA_SIDE_DECODERS.get(native.name)
+    if name is None or _tag(stream.metadata, "alpha_mode") != "1":
+        return native
     try:
-        return list(packet.decode())
+        context = av.CodecContext.create(name, "r")
+    except (ValueError, av.error.FFmpegError):
+        _log.warning("%s has an alpha channel but this FFmpeg has no %s decoder to read it", native.name, name)
+        return native
+    context.extradata = native.extradata
+    if threaded:
+        context.thread_type = "AUTO"
+    return context
+
+
+def _tag(tags: dict[str, str], key: str) -> str | None:
+    """A metadata value by case-insensitive key (Matroska upper-cases its tags), stripped; None when absent."""
+    for name, value in tags.items():
+        if name.lower() == key and str(value).strip():
+            return str(value).strip()
+    return None
+
+
+def _decode_packet(decoder: Any, packet: Any, path: Path, index: int) -> list[Any]:
+    try:
+        return list(decoder.decode(packet))
     except av.error.FFmpegError as exc:
         raise InputError(
             f"{path}: decoding failed at frame {index} ({exc.strerror or exc}); the clip is damaged, "
@@ -144,6 +177,24 @@ class _Completeness:
             )
 
 
+def _timecode(container: Any, stream: Any) -> str | None:
+    """The first frame's timecode: the video stream's tag, else a mov/mp4 tmcd track's, else the file's."""
+    sources = [stream.metadata] + [s.metadata for s in container.streams if s.type == "data"] + [container.metadata]
+    for tags in sources:
+        found = _tag(tags, "timecode")
+        if found is not None:
+            return found
+    return None
+
+
+def _sample_aspect_ratio(stream: Any) -> Fraction:
+    """The container's (else the bitstream's) sample aspect ratio; 1 where neither states one."""
+    for value in (stream.sample_aspect_ratio, stream.codec_context.sample_aspect_ratio):
+        if value is not None and value.numerator > 0 and value.denominator > 0:
+            return Fraction(value)
+    return Fraction(1)
+
+
 def _frame_info(path: Path, container: Any, stream: Any, frame: Any) -> VideoInfo:
     cc = stream.codec_context
     fmt = frame.format
@@ -172,12 +223,18 @@ def _frame_info(path: Path, container: Any, stream: Any, frame: Any) -> VideoInf
         color=merge_tags(frame_tags, stream_tags),
         has_audio=bool(container.streams.audio),
         rotation_deg=int(round(frame.rotation or 0)),
+        timecode=_timecode(container, stream),
+        sample_aspect_ratio=_sample_aspect_ratio(stream),
+        profile=cc.profile or None,
     )
 
 
-def _rgb_converter(info: VideoInfo) -> tuple[str, dict[str, str]]:
-    """Target format and explicit swscale arguments for turning decoded frames into RGB."""
-    target = "rgb48le" if info.bit_depth > 8 else "rgb24"
+def _rgb_converter(info: VideoInfo, alpha: bool) -> tuple[str, dict[str, str]]:
+    """Target format (RGBA when ``alpha`` and the stream has it) and explicit swscale arguments for RGB."""
+    if alpha and info.has_alpha:
+        target = "rgba64le" if info.bit_depth > 8 else "rgba"
+    else:
+        target = "rgb48le" if info.bit_depth > 8 else "rgb24"
     if av.VideoFormat(info.pix_fmt).is_rgb:
         return target, {}
     return target, {
@@ -186,14 +243,16 @@ def _rgb_converter(info: VideoInfo) -> tuple[str, dict[str, str]]:
     }
 
 
-def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
+def probe_video(path: str | os.PathLike[str], *, fps: Fraction | int | float | str | None = None) -> VideoInfo:
     """Describe a clip's first video stream, decoding only its first frame.
 
     Colour tags come from the first frame, falling back to the stream's codec parameters; the rotation comes
     from the display-matrix side data.
 
     Args:
-        path: a video file PyAV can open (mp4, mov, mkv, avi, ...).
+        path: a video file PyAV can open (mp4, mov, mkv, avi, ...), or an image sequence (``shot.%04d.exr``,
+            ``shot.####.exr``: see :mod:`vidharm.io._seqread`).
+        fps: an image sequence's frame rate (default 24); giving one for a video is a UsageError.
 
     Returns:
         The clip's VideoInfo.
@@ -209,11 +268,14 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         >>> info.width, info.height, info.num_frames, info.color.matrix, info.pix_fmt
         (64, 48, 3, 'bt709', 'yuv420p')
     """
+    if is_sequence_input(path, fps):
+        return probe_sequence(path, fps=fps)
     p = check_input_path(path)
     with _open_input(p) as container:
         stream = _video_stream(container, p)
+        decoder = _decoder(stream, threaded=False)  # frame threads would delay the first frame
         for packet in _demux(container, stream, p, lambda: 0):
-            for frame in _decode_packet(stream, packet, p, 0):
+            for frame in _decode_packet(decoder, packet, p, 0):
                 return _frame_info(p, container, stream, frame)
         raise InputError(f"{p}: the video stream has no decodable frames (empty clip); give a clip with frames")
 
@@ -226,7 +288,13 @@ def _check_range(start: int, stop: int | None) -> None:
 
 
 def read_frames(
-    path: str | os.PathLike[str], *, start: int = 0, stop: int | None = None, decoder: str = "pyav"
+    path: str | os.PathLike[str],
+    *,
+    start: int = 0,
+    stop: int | None = None,
+    decoder: str = "pyav",
+    alpha: bool = False,
+    fps: Fraction | int | float | str | None = None,
 ) -> Iterator[VideoFrame]:
     """Decode a clip frame by frame into RGB arrays, streaming (the clip is never held in memory).
 
@@ -234,22 +302,31 @@ def read_frames(
     (frames before ``start`` are decoded and dropped). The YUV->RGB conversion uses the matrix and range the
     stream is tagged with, passed to swscale explicitly; an untagged stream is read as BT.601 limited range
     (full range for ``yuvj*`` formats), which is what ffmpeg itself assumes. RGB-coded streams (ffv1/gbrp,
-    libx264rgb) are repacked without any matrix. Alpha is dropped.
+    libx264rgb) are repacked without any matrix.
+
+    Alpha (ProRes 4444 yuva444p, QuickTime Animation argb, PNG rgba, ffv1 yuva/gbrap/bgra, VP8/VP9 WebM alpha
+    through libvpx) is dropped unless ``alpha=True``: then the frame is converted to RGBA with the same explicit
+    matrix, and the alpha plane, straight (not premultiplied) as stored, comes in ``VideoFrame.alpha``.
 
     Args:
         path: the clip.
         start: first frame number to yield, >= 0.
         stop: one past the last frame number to yield, or None for the end; beyond the end means the end.
-        decoder: ``"pyav"`` (default), or ``"decord"`` (optional extra, 8-bit sources only).
+        decoder: ``"pyav"`` (default), or ``"decord"`` (optional extra, 8-bit sources without alpha only).
+        alpha: also return the alpha channel where the stream has one.
+        fps: an image sequence's frame rate (default 24; ``path`` a pattern such as ``shot.%04d.exr``, read through
+            OpenImageIO, ``decoder`` ignored: see :mod:`vidharm.io._seqread`); giving one for a video is a UsageError.
 
     Yields:
         VideoFrame with ``image`` (H, W, 3) RGB, uint8 in [0, 255] for 8-bit sources and uint16 in
-        [0, 65535] (rgb48) for deeper ones, and the source ``pts``/``time_base``.
+        [0, 65535] (rgb48) for deeper ones, and the source ``pts``/``time_base``; with ``alpha=True`` and a
+        stream with alpha, ``alpha`` (H, W) of the image's dtype and scale (255 or 65535 = opaque), else None.
 
     Raises:
         InputError: the file is missing, not a media file, has no video stream or no decodable frames, has
             fewer than ``start + 1`` frames, or is truncated/damaged (raised after the frames before the break).
-        UsageError: bad ``start``/``stop``/``decoder``, or decord requested but not installed.
+        UsageError: bad ``start``/``stop``/``decoder``, decord requested but not installed, or decord asked for
+            alpha from a stream that has it (decord gives RGB only).
 
     Example:
         >>> import tempfile
@@ -257,32 +334,46 @@ def read_frames(
         >>> clip = write_test_clip(Path(tempfile.mkdtemp()) / "clip.mp4", num_frames=5)
         >>> [(f.index, f.pts, f.image.shape, f.image.dtype.name) for f in read_frames(clip, start=3)]
         [(3, 1536, (48, 64, 3), 'uint8'), (4, 2048, (48, 64, 3), 'uint8')]
+        >>> argb = write_test_clip(Path(tempfile.mkdtemp()) / "a.mov", num_frames=1, codec="qtrle", pix_fmt="argb")
+        >>> frame = next(read_frames(argb, alpha=True))
+        >>> frame.image.shape, frame.alpha.shape, frame.alpha.dtype.name
+        ((48, 64, 3), (48, 64), 'uint8')
     """
+    if is_sequence_input(path, fps):
+        return read_sequence(path, start=start, stop=stop, alpha=alpha, fps=fps)
     _check_range(start, stop)
     if decoder not in DECODERS:
         raise UsageError(f"decoder must be one of {DECODERS}, got {decoder!r}")
     p = check_input_path(path)
     if decoder == "decord":
-        return _read_decord(p, start, stop)
-    return _read_pyav(p, start, stop)
+        return _read_decord(p, start, stop, alpha)
+    return _read_pyav(p, start, stop, alpha)
 
 
-def _read_pyav(path: Path, start: int, stop: int | None) -> Iterator[VideoFrame]:
+def _split_alpha(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(RGB, alpha) from an (H, W, 4) RGBA array; (RGB, None) from an (H, W, 3) one."""
+    if pixels.shape[-1] == 4:
+        return np.ascontiguousarray(pixels[..., :3]), np.ascontiguousarray(pixels[..., 3])
+    return pixels, None
+
+
+def _read_pyav(path: Path, start: int, stop: int | None, alpha: bool) -> Iterator[VideoFrame]:
     with _open_input(path) as container:
         stream = _video_stream(container, path)
-        stream.thread_type = "AUTO"
+        decoder = _decoder(stream)
         tracker = _Completeness(container, stream)
         target: str | None = None
         sws: dict[str, str] = {}
         index = 0
         for packet in _demux(container, stream, path, lambda: index):  # noqa: B023 (late binding wanted)
             tracker.add(packet)
-            for frame in _decode_packet(stream, packet, path, index):
+            for frame in _decode_packet(decoder, packet, path, index):
                 if target is None:
-                    target, sws = _rgb_converter(_frame_info(path, container, stream, frame))
+                    target, sws = _rgb_converter(_frame_info(path, container, stream, frame), alpha)
                 if index >= start:
-                    image = frame.reformat(format=target, **sws).to_ndarray()
-                    yield VideoFrame(index, frame.pts, Fraction(frame.time_base or stream.time_base), image)
+                    image, plane = _split_alpha(frame.reformat(format=target, **sws).to_ndarray())
+                    time_base = Fraction(frame.time_base or stream.time_base)
+                    yield VideoFrame(index, frame.pts, time_base, image, alpha=plane)
                 index += 1
                 if stop is not None and index >= stop:
                     return
@@ -293,7 +384,8 @@ def _read_pyav(path: Path, start: int, stop: int | None) -> Iterator[VideoFrame]
             raise InputError(f"{path}: has {index} frames, so start={start} is past the end; use start < {index}")
 
 
-def _read_decord(path: Path, start: int, stop: int | None) -> Iterator[VideoFrame]:
+def _read_decord(path: Path, start: int, stop: int | None, alpha: bool) -> Iterator[VideoFrame]:
+    info = _decord_info(path, alpha)
     try:
         import decord
     except ImportError:
@@ -301,12 +393,21 @@ def _read_decord(path: Path, start: int, stop: int | None) -> Iterator[VideoFram
             "decoder='decord' needs the decord package, which is not installed; "
             "install with pip install vidharm[decord]"
         ) from None
+    return _decord_frames(decord, path, info, start, stop)
+
+
+def _decord_info(path: Path, alpha: bool) -> VideoInfo:
+    """The clip's VideoInfo, or UsageError when decord would lose its depth or its alpha."""
     info = probe_video(path)
     if info.bit_depth > 8:
         raise UsageError(
             f"{path}: is {info.bit_depth}-bit and decord only gives 8-bit RGB; use decoder='pyav' to keep the depth"
         )
-    return _decord_frames(decord, path, info, start, stop)
+    if alpha and info.has_alpha:
+        raise UsageError(
+            f"{path}: has an alpha channel ({info.pix_fmt}) and decord only gives RGB; use decoder='pyav' to read it"
+        )
+    return info
 
 
 def _decord_frames(decord: Any, path: Path, info: VideoInfo, start: int, stop: int | None) -> Iterator[VideoFrame]:
@@ -348,6 +449,8 @@ def count_frames(path: str | os.PathLike[str]) -> int:
         >>> count_frames(write_test_clip(Path(tempfile.mkdtemp()) / "clip.mkv", num_frames=7))
         7
     """
+    if is_sequence_input(path):
+        return count_sequence(path)
     p = check_input_path(path)
     with _open_input(p) as container:
         stream = _video_stream(container, p)

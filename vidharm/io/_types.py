@@ -28,12 +28,19 @@ class VideoInfo:
         codec: decoder name, e.g. ``"h264"``.
         pix_fmt: the decoded pixel format, e.g. ``"yuv420p"``.
         bit_depth: bits per sample of the deepest component (8, 10, 12, 16).
-        has_alpha: whether the pixel format carries alpha (the decoder drops it).
+        has_alpha: whether the stream carries alpha (in its pixel format, or VP8/VP9's WebM alpha side channel);
+            ``read_frames`` returns it only when asked (``alpha=True``).
         color: the stream's colour tags.
         has_audio: whether the file has an audio stream.
         rotation_deg: display-matrix rotation, counter-clockwise degrees in [-180, 180]; 0 when absent.
         first_frame: the number of the first frame: an image sequence's first file number (1001 for
             ``shot.1001.exr``), 0 for a video. Frame ``index`` i is source frame ``first_frame + i``.
+        timecode: SMPTE timecode of the first frame, ``"HH:MM:SS:FF"`` (``;`` before the frames for drop-frame),
+            from a mov/mp4 ``tmcd`` track or a ``timecode`` tag; ``None`` where the file has none.
+        sample_aspect_ratio: pixel width / pixel height (4/3 for anamorphic 1440x1080 at 16:9); 1 where the
+            file states none. Display aspect ratio = ``width / height * sample_aspect_ratio``.
+        profile: the codec profile as the decoder names it (``"HQ"``, ``"4444"``, ``"XQ"`` for ProRes,
+            ``"DNXHR HQX"`` for DNxHR, ``"High"`` for H.264), ``None`` where the codec has none.
 
     Example:
         >>> from fractions import Fraction
@@ -41,6 +48,8 @@ class VideoInfo:
         ...                  8, False, ColorTags("bt709", "bt709", "bt709", "tv"), True, 0)
         >>> info.width, info.height, float(info.fps)
         (64, 48, 25.0)
+        >>> info.timecode, info.sample_aspect_ratio, info.profile
+        (None, Fraction(1, 1), None)
     """
 
     path: Path
@@ -58,6 +67,9 @@ class VideoInfo:
     has_audio: bool
     rotation_deg: int
     first_frame: int = 0
+    timecode: str | None = None
+    sample_aspect_ratio: Fraction = Fraction(1)
+    profile: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
