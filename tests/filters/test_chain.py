@@ -21,6 +21,8 @@ from vidharm.filters import (
     adjust_shadow,
     adjust_temperature,
     apply_filters,
+    apply_filters_unbounded,
+    carry_excess,
     composite,
     measure_filter_stats,
 )
@@ -256,3 +258,35 @@ def test_restore_args_reproduces_reference() -> None:
     _assert_parity(out[0].permute(1, 2, 0).numpy(), want, "restore_output")
     # Guard that the fixture exercises the clamp: the unclamped temperature (-1.3) filters differently.
     assert not torch.allclose(adjust_temperature(comp, args[:, 0]), adjust_temperature(comp, args[:, 0].clamp(-1, 1)))
+
+
+def test_unbounded_equals_apply_filters_inside_the_unit_range() -> None:
+    image, args = _rand(2, 3, 6, 5, seed=3), torch.tensor([[0.2, -0.4, 0.5, 0.3, -0.6, 0.7], [0.0] * 6])
+    assert torch.equal(apply_filters_unbounded(image, args), apply_filters(image, args))
+
+
+def test_unbounded_filters_the_clamped_part_and_carries_the_excess() -> None:
+    image = torch.tensor([-0.5, 0.4, 3.0]).view(1, 3, 1, 1).repeat(1, 1, 2, 2)
+    args = torch.tensor([[0.1, -0.3, 0.2, 0.4, 0.3, -0.2]])
+    clamped = image.clamp(0, 1)
+    expected = apply_filters(clamped, args) + torch.tensor([-0.5, 0.0, 2.0]).view(1, 3, 1, 1)
+    assert torch.equal(apply_filters_unbounded(image, args), expected)
+    # The statistics are the clamped image's, so given ones equal measured ones.
+    stats = measure_filter_stats(clamped, args)
+    assert torch.equal(apply_filters_unbounded(image, args, stats), expected)
+
+
+def test_unbounded_is_continuous_across_the_range_limits() -> None:
+    args = torch.tensor([[0.3, 0.2, -0.4, 0.5, 0.8, -0.9]])
+    stats = torch.tensor([[0.4, 0.5, 0.6, 0.5]])
+    for edge in (0.0, 1.0):
+        x = torch.tensor([edge - 1e-4, edge, edge + 1e-4], dtype=torch.float64).view(1, 1, 1, 3).expand(1, 3, 1, 3)
+        out = apply_filters_unbounded(x, args.double(), stats.double())[0, :, 0]
+        assert (out[:, 0] - out[:, 1]).abs().max() < 1e-2 and (out[:, 2] - out[:, 1]).abs().max() < 1e-2
+
+
+def test_carry_excess_checks_shapes() -> None:
+    with pytest.raises(ShapeError):
+        carry_excess(torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 3))
+    with pytest.raises(InputError):
+        carry_excess(torch.zeros(1, 3, 2, 2), torch.zeros(1, 3, 2, 2, dtype=torch.int64))

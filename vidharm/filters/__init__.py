@@ -1,7 +1,9 @@
 """Differentiable white-box colour filters of Harmonizer, their chain, and the final composite.
 
 Every function takes ``image`` (B, 3, H, W) float RGB in [0, 1] and per-image amounts; the chain
-takes raw ``args`` (B, 6) in :data:`FILTER_NAMES` order and clamps them to [-1, 1]. The colour transfer
+takes raw ``args`` (B, 6) in :data:`FILTER_NAMES` order and clamps them to [-1, 1]. Values outside [0, 1]
+(scene-linear frames in the analysis space) follow one rule, :func:`apply_filters_unbounded`: the filters act
+on ``clamp(x, 0, 1)`` and the excess ``x - clamp(x, 0, 1)`` is carried over unchanged. The colour transfer
 functions carry a low-resolution result (HDNet's) to full resolution as a global or local colour mapping.
 """
 
@@ -21,6 +23,8 @@ from vidharm.filters._chain import (
     NUM_ARGS,
     NUM_STATS,
     apply_filters,
+    apply_filters_unbounded,
+    carry_excess,
     composite,
     measure_filter_stats,
 )
@@ -65,6 +69,8 @@ __all__ = [
     "adjust_shadow",
     "measure_filter_stats",
     "apply_filters",
+    "apply_filters_unbounded",
+    "carry_excess",
     "composite",
     "FilterLuts",
     "TONE_TOLERANCE",

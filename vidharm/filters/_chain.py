@@ -27,6 +27,8 @@ __all__ = [
     "AUGMENT_RANGES",
     "measure_filter_stats",
     "apply_filters",
+    "apply_filters_unbounded",
+    "carry_excess",
     "composite",
 ]
 
@@ -140,6 +142,67 @@ def apply_filters(image: Tensor, args: Tensor, stats: Tensor | None = None) -> T
     z = _saturation(z, amounts[3])
     z = _highlight(z, amounts[4])
     return _shadow(z, amounts[5])
+
+
+def carry_excess(filtered: Tensor, image: Tensor) -> Tensor:
+    """Add the part of ``image`` outside [0, 1] to ``filtered``: ``filtered + (image - clamp(image, 0, 1))``.
+
+    The rule for values beyond the filters' domain (scene-linear highlights above 1, negative values after a
+    gamut conversion): the filters see ``clamp(image, 0, 1)`` and the excess is carried over unchanged. The
+    result is continuous in ``image``, equals ``filtered`` wherever ``image`` is in [0, 1], and is finite
+    wherever both inputs are.
+
+    Args:
+        filtered: (B, 3, H, W) the filters' result on ``image.clamp(0, 1)``, in [0, 1].
+        image: (B, 3, H, W) float RGB, any finite values.
+
+    Returns:
+        (B, 3, H, W) in the image's dtype, unbounded.
+
+    Raises:
+        ShapeError: the shapes differ.
+        InputError: a tensor is not floating point.
+
+    Example:
+        >>> image = torch.tensor([-0.5, 0.5, 3.0]).view(1, 3, 1, 1)
+        >>> carry_excess(torch.full((1, 3, 1, 1), 0.8), image).flatten()
+        tensor([0.3000, 0.8000, 2.8000])
+    """
+    _check_image(image)
+    _check_image(filtered, "filtered")
+    check_shape("filtered", filtered.shape, tuple(image.shape))
+    return filtered + (image - image.clamp(0, 1))
+
+
+def apply_filters_unbounded(image: Tensor, args: Tensor, stats: Tensor | None = None) -> Tensor:
+    """The six filters extended to values outside [0, 1]: ``apply_filters(clamp(x)) + (x - clamp(x))``.
+
+    The filters' curves are defined on [0, 1] only (highlight and shadow raise ``1 - x`` and ``x`` to powers,
+    undefined for negative bases), so values outside are split into the clamped part, which is filtered, and
+    the excess, which is carried over unchanged (:func:`carry_excess`). The statistics (channel means, contrast
+    pivot) are those of the clamped image. For an image in [0, 1] this is exactly :func:`apply_filters`; for
+    any finite image and arguments the result is finite and continuous in the image.
+
+    Args:
+        image: (B, 3, H, W) float RGB, any finite values (e.g. an sRGB encoding of scene-linear light).
+        args: (B, 6) raw filter arguments; each is clamped to [-1, 1] before use.
+        stats: (B, 4) statistics of the clamped image (see :func:`measure_filter_stats`), or None to measure.
+
+    Returns:
+        (B, 3, H, W) filtered image; values outside [0, 1] where the excess of ``image`` carries them.
+
+    Raises:
+        ShapeError: ``image``, ``args`` or ``stats`` has the wrong shape.
+        InputError: ``image`` is not floating point, or ``args``/``stats`` holds NaN or inf.
+
+    Example:
+        >>> image = torch.tensor([0.25, 0.5, 2.0]).view(1, 3, 1, 1)
+        >>> apply_filters_unbounded(image, torch.tensor([[0.0, -0.5, 0.0, 0.0, 0.0, 0.0]])).flatten()
+        tensor([0.1250, 0.2500, 1.5000])
+    """
+    _check_image(image)
+    clamped = image.clamp(0, 1)
+    return carry_excess(apply_filters(clamped, args, stats), image)
 
 
 def composite(filtered: Tensor, image: Tensor, mask: Tensor) -> Tensor:

@@ -7,6 +7,19 @@ function of RGB, so one frame's harmonization is exactly a 3D LUT: :func:`lut_la
 index changing fastest) that Nuke, DaVinci Resolve and ffmpeg's ``lut3d`` filter read. The LUT acts on the
 frame's code values (gamma-encoded, as vidharm's filters do), so tools must apply it without a colour
 conversion, and it grades the whole frame: the foreground matte is applied by a keyer or merge after it.
+
+*Colour-managed tracks* (analysed with ``--colorspace``; ``header.color`` records the colour space, the analysis
+space and the OCIO config) get a LUT **defined in the analysis space** (the config's sRGB texture space), the
+space the filters act in: apply it between an OCIO conversion from the plate's colour space to the analysis
+space and the conversion back, i.e. the OCIO chain ``ColorSpaceTransform(src=<colorspace>,
+dst=<analysis space>)``, ``FileTransform(<lut>.cube, interpolation=tetrahedral)``, ``ColorSpaceTransform(src=<analysis
+space>, dst=<colorspace>)`` (in Nuke: OCIOColorSpace, OCIOFileTransform, OCIOColorSpace; the .cube's comments
+name both spaces). That chain equals vidharm's render where the analysis-space values lie in [0, 1]: a
+scene-linear plate's values are encoded there by the sRGB curve, so a lattice on [0, 1] is well spaced for
+them, where a lattice on linear values would waste most points on highlights. A .cube's domain is [0, 1],
+so analysis-space values above 1 (scene-linear above 1.0 for ACEScg) are clamped by any LUT tool, where
+vidharm's render carries them through (:func:`~vidharm.filters.apply_filters_unbounded`). With ``mix`` < 1 the
+entries are chosen so that the chain gives vidharm's blend, which is made in the plate's space.
 Sidecars of image models rendered through a global colour transform (``affine``, ``poly2``) export that
 transform the same way; a ``local`` grid varies across the frame and has no LUT.
 
@@ -52,13 +65,13 @@ from torch import Tensor, nn
 import vidharm
 from vidharm.errors import InputError, OutputError, UsageError
 from vidharm.filters import NUM_ARGS
-from vidharm.io import atomic_path, read_image
+from vidharm.io import ColorManagement, atomic_path, read_image
 from vidharm.masks import MaskFolder, open_masks
 from vidharm.models import get_model_config
 from vidharm.pipeline.analyze import load_model
 from vidharm.pipeline.methods import Method
 from vidharm.pipeline.params import ParamsTrack
-from vidharm.pipeline.render import check_mix
+from vidharm.pipeline.render import check_mix, track_color_management
 from vidharm.pipeline.settings import ProcessConfig
 
 __all__ = [
@@ -101,8 +114,14 @@ def lut_lattice(
     size: int = CUBE_SIZE,
     mix: float = 1.0,
     method: Method = _FILTERS,
+    color: ColorManagement | None = None,
 ) -> np.ndarray:
     """The harmonization of one frame as a 3D lattice: the filters applied to every lattice colour.
+
+    With ``color`` the lattice is in the analysis space and its entries in the analysis space too: wrapped in
+    the OCIO conversions to and from the plate's space (see the module docstring), it gives vidharm's render
+    ``x + mix * (from(f(a)) - from(a))``; that is, entry ``a`` holds ``to(from(a) + mix * (from(f(a)) -
+    from(a)))`` (``f(a)`` itself for ``mix`` 1).
 
     Args:
         args: 6 raw arguments in filter order (clamped to [-1, 1] by the filters), or the coefficients of a
@@ -112,6 +131,8 @@ def lut_lattice(
         size: points per axis, 2 to 129.
         mix: strength in [0, 1]: ``x + mix * (filtered(x) - x)``.
         method: how the row is applied; a ``local`` grid varies across the frame and has no LUT.
+        color: the track's colour management (:func:`~vidharm.pipeline.render.track_color_management`), or None
+            for a LUT on code values.
 
     Returns:
         (size, size, size, 3) float64 in [0, 1], indexed ``[r, g, b]``; entry ``[i, j, k]`` is the output for
@@ -139,9 +160,17 @@ def lut_lattice(
     s = torch.tensor([list(stats)], dtype=torch.float64) if len(stats) else None
     with torch.inference_mode():
         out = method.apply(image, a, s)
-        if mix != 1.0:
+        if mix != 1.0 and (color is None or color.is_identity):
             out = image + mix * (out - image)
-    return out.reshape(3, size, size, size).permute(1, 2, 3, 0).numpy().copy()
+    lattice = out.reshape(3, size, size, size).permute(1, 2, 3, 0).numpy().copy()
+    if mix != 1.0 and color is not None and not color.is_identity:
+        # The render blends in the plate's space: pick the analysis-space entry whose conversion back is that blend.
+        points = image.reshape(3, size, size, size).permute(1, 2, 3, 0).numpy().astype(np.float32)
+        base = color.from_analysis(points)
+        graded = color.from_analysis(lattice.astype(np.float32))
+        blend = base + np.float32(mix) * (graded - base)
+        lattice = color.to_analysis(blend).astype(np.float64)
+    return lattice
 
 
 def _frames(track: ParamsTrack, frames: int | Sequence[int] | range) -> list[int]:
@@ -154,23 +183,30 @@ def _frames(track: ParamsTrack, frames: int | Sequence[int] | range) -> list[int
 
 
 def track_lut(
-    track: ParamsTrack, frames: int | Sequence[int] | range, *, size: int = CUBE_SIZE, mix: float = 1.0
+    track: ParamsTrack,
+    frames: int | Sequence[int] | range,
+    *,
+    size: int = CUBE_SIZE,
+    mix: float = 1.0,
+    ocio: str | None = None,
 ) -> np.ndarray:
     """The LUT of one frame of a track, or the average of the frames' LUTs over a range.
 
     Averaging the LUTs (not the arguments) gives the mean look of the range, whatever the filters' curvature.
+    A colour-managed track gives a LUT in its analysis space (see the module docstring).
 
     Args:
         track: a sidecar; each row's applied (smoothed) arguments and statistics are used.
         frames: a source frame number, or several (e.g. ``range(100, 150)``).
         size: points per axis.
         mix: strength in [0, 1].
+        ocio: the OCIO config of a colour-managed track, instead of the one its header records.
 
     Returns:
         (size, size, size, 3) float64 in [0, 1], indexed ``[r, g, b]``.
 
     Raises:
-        InputError: the track has no row for a frame.
+        InputError: the track has no row for a frame, or its recorded OCIO config is gone.
         UsageError: no frames, a bad ``size`` or ``mix``.
 
     Example:
@@ -181,11 +217,22 @@ def track_lut(
         1.0
     """
     chosen = _frames(track, frames)
+    color = _track_color(track, ocio)
     total = np.zeros((size, size, size, 3), dtype=np.float64)
     for f in chosen:
         args, stats = track.row(f).applied()
-        total += lut_lattice(args, stats, size=size, mix=mix, method=track.method)
+        total += lut_lattice(args, stats, size=size, mix=mix, method=track.method, color=color)
     return total / len(chosen)
+
+
+def _track_color(track: ParamsTrack, ocio: str | None) -> ColorManagement | None:
+    recorded = track.header.get("color") or None
+    if recorded is None:
+        return None
+    if not isinstance(recorded, dict):
+        raise InputError(f"the parameter file's header.color {recorded!r} is not a colour record vidharm wrote")
+    config = ProcessConfig(colorspace=recorded.get("colorspace"), ocio=ocio or recorded.get("config"))
+    return track_color_management(track, config)
 
 
 def write_cube(lut: np.ndarray, path: str | Path, *, title: str = "vidharm", comments: Sequence[str] = ()) -> Path:
@@ -302,7 +349,18 @@ def _describe(track: ParamsTrack, frames: list[int]) -> list[str]:
         lines.append(f"{method.kind} " + " ".join(f"{n}={v:+.4f}" for n, v in zip(names, args, strict=True)))
         if len(stats) == 4:
             lines.append("stats mean_rgb={:.6f},{:.6f},{:.6f} contrast_pivot={:.6f}".format(*stats))
-    lines.append("applies to code values (no colour conversion) of the whole frame; key it with the matte")
+    color = track.header.get("color") or None
+    if isinstance(color, dict):
+        space, analysis = color.get("colorspace"), color.get("analysis_space")
+        lines.append(
+            f"colour-managed: this LUT acts in the analysis space {analysis!r} of OCIO config {color.get('config')}"
+        )
+        lines.append(
+            f"apply as ColorSpaceTransform {space!r} -> {analysis!r}, this LUT (tetrahedral), "
+            f"ColorSpaceTransform {analysis!r} -> {space!r}; key it with the matte"
+        )
+    else:
+        lines.append("applies to code values (no colour conversion) of the whole frame; key it with the matte")
     return lines
 
 
@@ -313,8 +371,12 @@ def export_lut(
     *,
     size: int = CUBE_SIZE,
     mix: float = 1.0,
+    ocio: str | None = None,
 ) -> Path:
     """Write one frame's harmonization (or the mean over a range) as a .cube file (``vidharm export lut``).
+
+    A colour-managed track gives a LUT in its analysis space, to be wrapped in the OCIO conversions the file's
+    comments name (see the module docstring).
 
     Args:
         track: the sidecar (its rows' applied arguments and statistics are baked in).
@@ -322,17 +384,18 @@ def export_lut(
         frames: a source frame number or a range of them.
         size: points per axis (33 default; 65 for finer curves).
         mix: strength in [0, 1].
+        ocio: the OCIO config of a colour-managed track, instead of the one its header records.
 
     Returns:
         ``path`` as a Path.
 
     Raises:
-        InputError: the track has no row for a frame.
+        InputError: the track has no row for a frame, or its recorded OCIO config is gone.
         UsageError: a bad ``size``, ``mix`` or empty range.
         OutputError: the file cannot be written.
     """
     chosen = _frames(track, frames)
-    lut = track_lut(track, chosen, size=size, mix=mix)
+    lut = track_lut(track, chosen, size=size, mix=mix, ocio=ocio)
     title = f"vidharm frame {chosen[0]}" + (f"-{chosen[-1]}" if len(chosen) > 1 else "")
     return write_cube(lut, path, title=title, comments=_describe(track, chosen))
 
@@ -387,10 +450,13 @@ def export_nuke(
     size: int = CUBE_SIZE,
     mix: float = 1.0,
     on_frame: Callable[[int], None] | None = None,
+    ocio: str | None = None,
 ) -> Path:
     """Write a Nuke script reproducing the harmonization, with a numbered .cube per frame (``export nuke``).
 
-    See the module docstring for the node graph and why it uses per-frame LUTs.
+    See the module docstring for the node graph and why it uses per-frame LUTs. For a colour-managed track
+    the LUTs are in its analysis space and sit between two ``OCIOColorSpace`` nodes (plate space to analysis
+    space and back); the Nuke project must use the same OCIO config (the script's comments name it).
 
     Args:
         track: the sidecar to reproduce (each row's applied values).
@@ -402,6 +468,7 @@ def export_nuke(
         size: lattice points per axis of each LUT.
         mix: strength in [0, 1], set on the Keymix.
         on_frame: called with 1 after each LUT, for progress bars.
+        ocio: the OCIO config of a colour-managed track, instead of the one its header records.
 
     Returns:
         ``path`` as a Path.
@@ -435,10 +502,11 @@ def export_nuke(
         raise OutputError(f"{cubes}: cannot create the LUT folder ({exc}); check the path and permissions") from exc
     stem = out.stem
     method = track.method
+    color = _track_color(track, ocio)
     for row in track.frames:
         args, stats = row.applied()
         write_cube(
-            lut_lattice(args, stats, size=size, method=method),
+            lut_lattice(args, stats, size=size, method=method, color=color),
             cubes / f"{stem}.{row.frame:04d}.cube",
             title=f"vidharm frame {row.frame}",
             comments=_describe(track, [row.frame]),
@@ -485,7 +553,15 @@ def export_nuke(
     lines += [" name vidharm_PlateMovie", "}", "TimeOffset {", " time_offset -1", " name vidharm_Plate", "}"]
     lines += ["set N_vidharm_plate [stack 0]"]
     cube_file = _nk_string(str((cubes / f"{stem}.").resolve()))[:-1] + '[format %04d [frame]].cube"'
+    if color is not None:
+        spaces = (_nk_string(color.colorspace), _nk_string(color.analysis_space))
+        lines.insert(4, f"# colour-managed (OCIO config {color.config_name}): the LUTs act in {color.analysis_space!r}")
+        lines += ["OCIOColorSpace {", f" in_colorspace {spaces[0]}", f" out_colorspace {spaces[1]}"]
+        lines += [" name vidharm_ToAnalysis", "}"]
     lines += ["OCIOFileTransform {", f" file {cube_file}", " name vidharm_Harmonize", "}"]
+    if color is not None:
+        lines += ["OCIOColorSpace {", f" in_colorspace {spaces[1]}", f" out_colorspace {spaces[0]}"]
+        lines += [" name vidharm_FromAnalysis", "}"]
     lines += ["set N_vidharm_graded [stack 0]"]
     # Multi-input nodes take their inputs from the stack, input 0 from the top: push mask, A, then B.
     lines += ["push $N_vidharm_matte", "push $N_vidharm_graded", "push $N_vidharm_plate"]

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import torch
 
 from vidharm.errors import UsageError
+from vidharm.io import ColorManagement, open_color_management
 from vidharm.models import resolve_device
 from vidharm.temporal import DEFAULT_HALF_LIFE_S
 
-__all__ = ["ProcessConfig", "SMOOTHING_MODES", "resolve_device", "configure_threads"]
+__all__ = ["ProcessConfig", "SMOOTHING_MODES", "resolve_device", "configure_threads", "color_management"]
 
 SMOOTHING_MODES = ("ema", "zero_lag", "off")
 
@@ -37,6 +38,11 @@ class ProcessConfig:
             local affine colour transforms), ``affine`` or ``poly2`` (one global colour transform).
         decoder: ``pyav`` or ``decord`` (optional extra).
         torch_threads: threads for torch; 0 leaves half the cores to decoding and encoding.
+        colorspace: the frames' colour space in the OCIO config (``ACEScg``, ``ACEScct``, ``srgb_tx`` ...): analysis
+            converts frames to the config's sRGB texture space and render applies the filters there and converts
+            back (see :mod:`vidharm.pipeline.render`); None: no colour management, frames are code values.
+        ocio: the OCIO config file (or ``ocio://`` URI) that names ``colorspace``; None: ``$OCIO``, else the
+            ACES config built into OpenColorIO.
     """
 
     model: str = "stats"
@@ -53,6 +59,8 @@ class ProcessConfig:
     transfer: str = "local"
     decoder: str = "pyav"
     torch_threads: int = 0
+    colorspace: str | None = None
+    ocio: str | None = None
 
     def __post_init__(self) -> None:
         if self.smoothing not in SMOOTHING_MODES:
@@ -69,8 +77,33 @@ class ProcessConfig:
             raise UsageError(f"transfer: expected local, affine or poly2, got {self.transfer!r}")
         if self.decoder not in ("pyav", "decord"):
             raise UsageError(f"decoder: expected pyav or decord, got {self.decoder!r}")
+        if self.colorspace is not None and (not isinstance(self.colorspace, str) or not self.colorspace.strip()):
+            raise UsageError(f"colorspace: expected a colour space name of the OCIO config, got {self.colorspace!r}")
+        if self.ocio is not None and self.colorspace is None:
+            raise UsageError(
+                f"ocio: the config {self.ocio} is used only with a colour space; add --colorspace NAME "
+                "(the frames' colour space in that config)"
+            )
 
 
 def configure_threads(threads: int) -> None:
     """Give torch ``threads`` threads, or half the cores for 0 (decode and encode need the rest)."""
     torch.set_num_threads(threads if threads > 0 else max(1, (os.cpu_count() or 2) // 2))
+
+
+def color_management(config: ProcessConfig) -> ColorManagement | None:
+    """The colour management ``config`` asks for, or None without a ``colorspace``.
+
+    Raises:
+        UsageError: an unknown colour space (the message names the close ones) or a data space.
+        InputError: a missing or unreadable OCIO config, or one without an sRGB texture space.
+
+    Example:
+        >>> color_management(ProcessConfig()) is None
+        True
+        >>> color_management(ProcessConfig(colorspace="ACEScg")).analysis_space
+        'sRGB Encoded Rec.709 (sRGB)'
+    """
+    if config.colorspace is None:
+        return None
+    return open_color_management(config.colorspace, config.ocio)
