@@ -7,12 +7,14 @@ Exit codes: 0 success, 1 unexpected internal error, 2 usage, 3 bad input, 4 mode
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,9 @@ examples:
   vidharm process clip.mp4 masks/ -o clip_harmonized.mp4
   vidharm process clip.mp4 matte.mp4 --model harmonizer --weights harmonizer.pth --ema-half-life 1
   vidharm process clip.mp4 masks/ --codec ffv1 -o clip_lossless.mkv --params-out params.json
+  vidharm process clip.mov --mask-from-alpha -o out.mov           (the clip's alpha channel is the mask)
+  vidharm process clip.mp4 masks/ --stats-mask bars.png -o out.mp4 (measure the background only where white)
+  vidharm process --fg elem.%04d.png --bg plate.mov -o comp.mov --write-fg graded.%04d.png
 
 masks: a folder of numbered images (00012.png is frame 12, counting the clip's frames from 0; 8/16-bit,
 soft edges are alpha) or a mask video of the same length. Masks of another size but the same aspect are
@@ -55,9 +60,178 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override a setting (repeatable)")
 
 
-def _add_clip_and_masks(p: argparse.ArgumentParser) -> None:
-    p.add_argument("clip", type=Path, help="input video")
-    p.add_argument("masks", type=Path, help="folder of numbered mask images, or a mask video")
+def _add_clip_and_masks(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    p.add_argument(
+        "clip",
+        type=Path,
+        nargs="?" if optional else None,
+        help="input video, or an image sequence: shot.%%04d.exr or shot.####.exr (EXR, PNG, TIFF, DPX; frames "
+        "numbered from its first file)" + ("; none with --fg/--bg" if optional else ""),
+    )
+    p.add_argument(
+        "masks",
+        type=Path,
+        nargs="?" if optional else None,
+        help="folder of numbered mask images, or a mask video" + ("; none with --mask-from-alpha" if optional else ""),
+    )
+    p.add_argument(
+        "--fps",
+        type=_fps_arg,
+        metavar="RATE",
+        help="frame rate of an image-sequence clip, e.g. 24, 25, 23.976 or 24000/1001 (default 24; videos have their "
+        "own)",
+    )
+
+
+def _add_layer_options(p: argparse.ArgumentParser, *, analysis: bool, element: bool) -> None:
+    g = p.add_argument_group("alpha, layers and statistics mask")
+    g.add_argument(
+        "--mask-from-alpha",
+        action="store_true",
+        help="the clip's own alpha channel is the mask (ProRes 4444, QuickTime Animation, RGBA PNG sequence); "
+        "give no masks",
+    )
+    if analysis:
+        g.add_argument(
+            "--stats-mask",
+            type=Path,
+            metavar="DIR",
+            help="where the background may be measured (white) and not (black: letterbox bars, sky, garbage): one "
+            "image for every frame, a folder of numbered masks (keyframes are propagated) or a mask video",
+        )
+    g.add_argument("--fg", type=Path, metavar="FG", help="foreground layer (clip or sequence), instead of a clip")
+    g.add_argument("--bg", type=Path, metavar="BG", help="background plate for --fg, same size and length")
+    g.add_argument(
+        "--alpha",
+        type=Path,
+        metavar="MASKS",
+        help="with --fg: its alpha as masks (folder with every frame, or a mask video); default: its own alpha",
+    )
+    g.add_argument(
+        "--premultiplied",
+        action="store_true",
+        help="with --fg: its colour is premultiplied by its alpha (default straight, as PNG/TIFF store it)",
+    )
+    if element:
+        g.add_argument(
+            "--write-fg",
+            type=Path,
+            metavar="PATH",
+            help="with --fg: also write the graded foreground element, premultiplied with alpha: elem.%%04d.png "
+            "(RGBA) or elem.mov (ProRes 4444)",
+        )
+
+
+def _open_inputs(args: argparse.Namespace, frames: range | None = None) -> Any:
+    """The clip and masks, or the layers, that --fg/--bg/--mask-from-alpha/--stats-mask describe, checked."""
+    from vidharm.pipeline.inputs import open_clip, open_layers
+
+    _check_input_flags(args)
+    stats = getattr(args, "stats_mask", None)
+    if args.fg is None:
+        fps = _clip_fps(args)
+        return open_clip(
+            args.clip, args.masks, frames, fps=fps, mask_from_alpha=args.mask_from_alpha, stats_mask=stats
+        )
+    return open_layers(
+        args.fg, args.bg, args.alpha, frames, premultiplied=args.premultiplied, stats_mask=stats, fps=_layers_fps(args)
+    )
+
+
+def _layers_fps(args: argparse.Namespace) -> Any:
+    """``--fps`` for layers; for image-sequence layers without it, says on stderr which rate is used."""
+    from vidharm.pipeline.inputs import DEFAULT_SEQUENCE_FPS, is_sequence_source
+
+    if args.fps is None and not getattr(args, "quiet", False) and any(map(is_sequence_source, (args.fg, args.bg))):
+        print(
+            f"vidharm: the layers are image sequences, which carry no frame rate: using {DEFAULT_SEQUENCE_FPS} fps "
+            "(set it with --fps)",
+            file=sys.stderr,
+        )
+    return args.fps
+
+
+def _check_input_flags(args: argparse.Namespace) -> None:
+    """Refuse bad combinations of the clip, masks, --mask-from-alpha, --fg/--bg, --alpha, --premultiplied, --write-fg.
+
+    Raises:
+        UsageError: naming the combination and the fix.
+    """
+    from vidharm.errors import UsageError
+
+    fg, bg = args.fg, args.bg
+    if (fg is None) != (bg is None):
+        given, missing = ("--fg", "--bg") if fg is not None else ("--bg", "--fg")
+        raise UsageError(f"{given} needs {missing}: give the foreground layer with --fg and the background with --bg")
+    if fg is not None:
+        if args.clip is not None or args.masks is not None:
+            extra = " ".join(str(p) for p in (args.clip, args.masks) if p is not None)
+            raise UsageError(
+                f"{extra}: with --fg/--bg give no clip or masks; the foreground's alpha is its own alpha channel, "
+                f"or --alpha MASKS"
+            )
+        if args.mask_from_alpha:
+            raise UsageError("--mask-from-alpha is for a clip; with --fg the foreground's own alpha is the default")
+        return
+    for flag, value in (
+        ("--alpha", args.alpha),
+        ("--premultiplied", args.premultiplied),
+        ("--write-fg", getattr(args, "write_fg", None)),
+    ):
+        if value:
+            raise UsageError(f"{flag} goes with --fg/--bg (layers); for a flattened clip give its masks instead")
+    if args.clip is None:
+        raise UsageError("give a clip and its masks (or --mask-from-alpha), or layers with --fg and --bg")
+    if args.masks is not None and args.mask_from_alpha:
+        raise UsageError(
+            f"{args.masks}: give either masks or --mask-from-alpha, not both (the clip's alpha replaces the masks)"
+        )
+    if args.masks is None and not args.mask_from_alpha:
+        raise UsageError(
+            f"{args.clip}: give its masks (folder of numbered images or a mask video) after the clip, or "
+            f"--mask-from-alpha to use its own alpha channel"
+        )
+
+
+def _clip_fps(args: argparse.Namespace) -> Any:
+    """``--fps``; for an image-sequence clip without it, says on stderr which rate is used (unless ``-q``)."""
+    from vidharm.pipeline.inputs import DEFAULT_SEQUENCE_FPS, is_sequence_source
+
+    quiet = getattr(args, "quiet", False)
+    if args.fps is None and args.clip is not None and not quiet and is_sequence_source(args.clip):
+        print(
+            f"vidharm: {args.clip} is an image sequence, which carries no frame rate: using {DEFAULT_SEQUENCE_FPS} fps "
+            "(set it with --fps)",
+            file=sys.stderr,
+        )
+    return args.fps
+
+
+def _fps_arg(text: str) -> str:
+    """A positive frame rate (24, 23.976, 24000/1001), kept as text: vidharm.io reads it exactly."""
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        value = Fraction(0)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive frame rate such as 24, 25 or 24000/1001, got {text!r}")
+    return text
+
+
+def _add_color_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("colour management (OpenColorIO)")
+    g.add_argument(
+        "--colorspace",
+        metavar="NAME",
+        help="the frames' colour space in the OCIO config (e.g. ACEScg, ACEScct, srgb_tx): analysis sees them in the "
+        "config's sRGB texture space and the output stays in NAME (default: none, frames are code values)",
+    )
+    g.add_argument(
+        "--ocio",
+        metavar="CONFIG",
+        help="OCIO config file (or ocio:// URI) naming --colorspace (default: $OCIO, else the ACES studio config "
+        "built into OpenColorIO)",
+    )
 
 
 def _add_smoothing_options(p: argparse.ArgumentParser) -> None:
@@ -140,9 +314,17 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG_PROCESS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_clip_and_masks(p)
-    p.add_argument("-o", "--output", type=Path, help="output video (default: <clip>_harmonized.<ext> beside the clip)")
+    _add_clip_and_masks(p, optional=True)
+    _add_layer_options(p, analysis=True, element=True)
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="output video, or an image sequence out.####.exr / out.%%04d.png (numbered as the clip's frames) "
+        "(default: <clip>_harmonized.<ext> beside the clip)",
+    )
     _add_model_options(p)
+    _add_color_options(p)
     _add_smoothing_options(p)
     _add_encoding_options(p)
     p.add_argument("--params-out", type=Path, metavar="JSON", help="write the per-frame parameter sidecar here")
@@ -171,12 +353,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Analyze a frame range: run the model on every frame and write the raw arguments and the "
         "statistics the filters need as a small sidecar. Chunks of one clip are joined by `vidharm smooth`.",
     )
-    _add_clip_and_masks(p)
+    _add_clip_and_masks(p, optional=True)
+    _add_layer_options(p, analysis=True, element=False)
     p.add_argument("--frames", type=_frames_arg, metavar="A-B", help="inclusive source frame range (default: all)")
     p.add_argument(
         "-o", "--output", type=Path, required=True, help="sidecar .json, or a folder (gets analyze.A-B.json)"
     )
     _add_model_options(p)
+    _add_color_options(p)
     p.add_argument("--batch-size", type=int, help="frames per network call (default 8)")
     p.add_argument("--decoder", choices=("pyav", "decord"), help="video decoder")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -200,7 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
         "again), or a CSV of values at a few frames (frame, then any of the six arguments; linear between rows, "
         "held outside; optional smoothing columns), merged over --base.",
     )
-    _add_clip_and_masks(p)
+    _add_clip_and_masks(p, optional=True)
+    _add_layer_options(p, analysis=False, element=True)
     p.add_argument("params", type=Path, help="parameter sidecar (.json) or keyframe CSV (.csv)")
     p.add_argument(
         "-o",
@@ -208,7 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         required=True,
         help="output video (with --frames: a segment for vidharm concat), or an image sequence: out/frame.%%05d.png "
-        "or out/frame.####.exr (8/16-bit PNG/TIFF, float EXR; files numbered by source frame)",
+        "or out/frame.####.exr (8/16-bit PNG/TIFF/DPX, half/float EXR; files numbered as the clip's frames, an EXR "
+        "clip's header kept)",
     )
     p.add_argument("--frames", type=_frames_arg, metavar="A-B", help="render only this inclusive range")
     p.add_argument("--force", action="store_true", help="image sequences: rewrite frames whose file already exists")
@@ -221,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda")
     p.add_argument("--config", metavar="YAML", type=Path, help="settings preset")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], help="override a setting")
+    _add_color_options(p)
     _add_encoding_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -242,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=33, help="lattice points per axis (default 33; 65 is finer)")
     p.add_argument("--mix", type=_mix_arg, default=1.0, help="strength, 0 to 1")
     _add_model_options(p)
+    _add_color_options(p)
     p = ex.add_parser(
         "nuke",
         help="a Nuke script reproducing the harmonization per frame",
@@ -256,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=33, help="lattice points per axis")
     p.add_argument("--mix", type=_mix_arg, default=1.0, help="strength, 0 to 1")
     _add_model_options(p)
+    _add_color_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p = ex.add_parser(
         "onnx",
@@ -433,6 +622,8 @@ def _settings(args: argparse.Namespace) -> Any:
         "decoder": getattr(args, "decoder", None),
         "batch_size": getattr(args, "batch_size", None),
         "analyze_stride": getattr(args, "analyze_stride", None),
+        "colorspace": getattr(args, "colorspace", None),
+        "ocio": getattr(args, "ocio", None),
     }
     explicit = [f"{k}={v}" for k, v in flags.items() if v is not None]
     config = load_config(ProcessConfig, getattr(args, "config", None), [*explicit, *getattr(args, "set", [])])
@@ -485,13 +676,41 @@ def _openjd_done() -> None:
 
 def _cmd_process(args: argparse.Namespace) -> int:
     from vidharm.pipeline import process_video
+    from vidharm.pipeline.process import process_layers
 
     config = _settings(args)
-    output = args.output or args.clip.with_name(f"{args.clip.stem}_harmonized{args.clip.suffix or '.mp4'}")
+    _check_input_flags(args)
+    source = args.clip if args.fg is None else args.bg
+    output = args.output or source.with_name(f"{source.stem}_harmonized{source.suffix or '.mp4'}")
     start = time.perf_counter()
     progress = _Progress(args.quiet)
     try:
-        track = process_video(args.clip, args.masks, output, config, params_out=args.params_out, progress=progress)
+        if args.fg is not None:
+            track = process_layers(
+                args.fg,
+                args.bg,
+                output,
+                config,
+                alpha=args.alpha,
+                premultiplied=args.premultiplied,
+                stats_mask=args.stats_mask,
+                write_fg=args.write_fg,
+                params_out=args.params_out,
+                progress=progress,
+                fps=_layers_fps(args),
+            )
+        else:
+            track = process_video(
+                args.clip,
+                args.masks,
+                output,
+                config,
+                params_out=args.params_out,
+                progress=progress,
+                fps=_clip_fps(args),
+                mask_from_alpha=args.mask_from_alpha,
+                stats_mask=args.stats_mask,
+            )
     finally:
         progress.close()
     if not args.quiet:
@@ -526,10 +745,10 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from vidharm.pipeline import analyze, load_model, open_clip, resolve_device, write_params
+    from vidharm.pipeline import analyze, load_model, resolve_device, write_params
 
     config = _settings(args)
-    inp = open_clip(args.clip, args.masks, args.frames)
+    inp = _open_inputs(args, args.frames)
     out = args.output
     work = out.suffix.lower() != ".json"
     if work:
@@ -581,17 +800,21 @@ def _cmd_smooth(args: argparse.Namespace) -> int:
 def _cmd_render(args: argparse.Namespace) -> int:
     from vidharm.errors import UsageError
     from vidharm.farm import check_track_source
-    from vidharm.pipeline import open_clip, read_params, write_params
+    from vidharm.pipeline import read_params, write_params
     from vidharm.pipeline.edit import apply_keyframes, lock_args, neutral_track, parse_locks, read_keyframes
+    from vidharm.pipeline.layers import render_layers
     from vidharm.pipeline.process import check_output_path
     from vidharm.pipeline.render import is_sequence_pattern, render_output
 
     config = _settings(args)
+    _check_input_flags(args)
+    masks = args.masks if args.fg is None else args.alpha
     if not is_sequence_pattern(args.output):
-        check_output_path(args.output, args.clip, args.masks, args.params)
-    elif args.output.parent.resolve() == args.masks.resolve():
+        sources = (args.clip, args.masks, args.fg, args.bg, args.alpha, args.params)
+        check_output_path(args.output, *(p for p in sources if p is not None))
+    elif masks is not None and args.output.parent.resolve() == masks.resolve():
         raise UsageError(f"{args.output}: the image sequence would go into the masks folder; choose another folder")
-    inp = open_clip(args.clip, args.masks, args.frames)
+    inp = _open_inputs(args, args.frames)
     if args.params.suffix.lower() == ".csv":
         base = read_params(args.base) if args.base else neutral_track(inp, device=config.device, decoder=config.decoder)
         track = apply_keyframes(base, read_keyframes(args.params, names=base.method.arg_names))
@@ -605,7 +828,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
         track = lock_args(track, parse_locks(args.lock, track.method.arg_names))
     progress = _Progress(args.quiet)
     try:
-        rendered = render_output(
+        render = render_output if inp.foreground is None else functools.partial(render_layers, write_fg=args.write_fg)
+        rendered = render(
             inp,
             track,
             args.output,
@@ -694,7 +918,7 @@ def _track_for_export(args: argparse.Namespace, frames: range | None) -> Any:
     if args.params:
         return read_params(args.params)
     config = _settings(args)
-    track = analyze(open_clip(args.clip, args.masks, frames), config)
+    track = analyze(open_clip(args.clip, args.masks, frames, fps=_clip_fps(args)), config)
     return smooth(track, mode=config.smoothing, half_life_s=config.half_life_s) if frames is None else track
 
 
@@ -703,7 +927,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if args.what == "lut":
         frames = range(args.frame, args.frame + 1) if args.frame is not None else args.frames
-        export_lut(_track_for_export(args, frames), args.output, frames, size=args.size, mix=args.mix)
+        track = _track_for_export(args, frames)
+        export_lut(track, args.output, frames, size=args.size, mix=args.mix, ocio=args.ocio)
     elif args.what == "nuke":
         progress = _Progress(args.quiet)
         try:
@@ -717,6 +942,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 size=args.size,
                 mix=args.mix,
                 on_frame=progress("cubes", len(track.frames)),
+                ocio=args.ocio,
             )
         finally:
             progress.close()

@@ -24,6 +24,7 @@ __all__ = [
     "MASK_IMAGE_SUFFIXES",
     "MaskFolder",
     "MaskVideo",
+    "StillMask",
     "open_masks",
     "to_alpha",
     "fit_mask",
@@ -220,6 +221,56 @@ class MaskVideo:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
         return digest.hexdigest()
+
+
+class StillMask:
+    """One mask image that stands for every frame: a static matte (letterbox bars, a fixed garbage matte).
+
+    Args:
+        path: the mask image.
+
+    Raises:
+        MaskError: the file is missing or not a mask image.
+
+    Example:
+        >>> import tempfile
+        >>> from vidharm.io import write_image
+        >>> path = Path(tempfile.mkdtemp()) / "bars.png"
+        >>> write_image(path, np.full((3, 4), 255, np.uint8))
+        >>> [m.shape for m in StillMask(path).iter_masks(range(5, 7), 8, 6)]
+        [(6, 8), (6, 8)]
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise MaskError(f"{self.path}: mask image not found; check the path")
+        if self.path.suffix.lower() not in MASK_IMAGE_SUFFIXES:
+            raise MaskError(f"{self.path}: not a mask image (expected {', '.join(MASK_IMAGE_SUFFIXES)})")
+
+    def read(self, width: int, height: int) -> np.ndarray:
+        """The mask fitted to (height, width), float32 in [0, 1], read-only.
+
+        Raises:
+            MaskError: unreadable, or another aspect than the frames.
+        """
+        try:
+            image = read_image(self.path, keep_alpha=True)
+        except InputError as exc:
+            raise MaskError(str(exc)) from None
+        mask = fit_mask(to_alpha(image, str(self.path)), width, height, str(self.path))
+        mask.flags.writeable = False
+        return mask
+
+    def iter_masks(self, frames: range, width: int, height: int) -> Iterator[np.ndarray]:
+        """The same mask for every frame of ``frames`` (read once)."""
+        mask = self.read(width, height)
+        for _ in frames:
+            yield mask
+
+    def fingerprint(self) -> str:
+        """sha256 of the image file's bytes, marked as held for every frame."""
+        return "still:" + hashlib.sha256(self.path.read_bytes()).hexdigest()
 
 
 def open_masks(path: str | Path) -> MaskFolder | MaskVideo:

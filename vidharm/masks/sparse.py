@@ -10,8 +10,9 @@ import numpy as np
 
 from vidharm.errors import InputError
 from vidharm.io import read_frames, write_image
+from vidharm.masks.alpha import ClipAlpha
 from vidharm.masks.propagate import DEFAULT_FLOW_PRESET, DEFAULT_FLOW_SIZE, propagate_masks
-from vidharm.masks.sources import MaskFolder, MaskVideo
+from vidharm.masks.sources import MaskFolder, MaskVideo, StillMask
 
 __all__ = ["PropagatedMasks", "write_masks", "clip_frame_source"]
 
@@ -126,7 +127,7 @@ class PropagatedMasks:
 
 
 def write_masks(
-    source: MaskFolder | MaskVideo | PropagatedMasks,
+    source: MaskFolder | MaskVideo | PropagatedMasks | ClipAlpha | StillMask,
     frames: range,
     width: int,
     height: int,

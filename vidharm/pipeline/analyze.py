@@ -3,6 +3,24 @@
 The network sees each frame at its input size (bilinear, as the reference resizes); the statistics the
 filters need at full resolution (per-channel means, the contrast pivot) come from per-channel histograms of
 the full frame, so no full-resolution float copy of the clip, or even of a batch, is ever made.
+
+**Statistics mask** (``ClipInput.stats_mask``, ``--stats-mask``): 1 where the background may be measured, 0
+where not (letterbox bars, sky, garbage). A pixel is *measured* when it is foreground (mask >= 0.5) or allowed
+(stats mask >= 0.5) (:func:`measured_pixels`). The rule everywhere: nothing analysis produces depends on an
+unmeasured pixel.
+
+* The filters' global statistics (channel means, contrast pivot) come from the histograms of the measured
+  pixels only: exactly "measured where allowed".
+* The model (``stats`` or a network) takes one image and one mask, so the excluded background cannot be given
+  zero weight; it is *replaced* in the model's input (:func:`masked_model_input`): the frame is resized as a
+  normalised convolution over the measured pixels, and model pixels with no measured pixel under them are
+  filled by mirroring the neighbouring measured background across the edge of the excluded area
+  (:func:`reflect_fill`, reflect padding for any region shape). The network sees a natural image; the analytic
+  model's background statistics change little. Against an exact three-region ``stats`` estimator (background
+  weight ``(1 - mask) * stats_mask``), on 74 real photos with a perturbed foreground, the mean |argument error|
+  was 0.024 with wild-coloured letterbox bars (12% top and bottom) and 0.033 with the top 35% excluded, against
+  0.050 and 0.045 when the stats mask is ignored; filling with the mean background colour gave 0.039 and 0.045.
+* The background signature of the cut detector weighs the background by ``(1 - mask) * stats_mask`` too.
 """
 
 from __future__ import annotations
@@ -24,22 +42,26 @@ from torch import Tensor, nn
 import vidharm
 from vidharm.errors import MaskError
 from vidharm.filters import adjust_brightness, adjust_temperature
-from vidharm.io import prefetch
+from vidharm.io import ColorManagement, prefetch
 from vidharm.models import create_model, get_model_config
-from vidharm.pipeline.inputs import ClipInput, fingerprint_file, iter_frames_and_masks
+from vidharm.pipeline.inputs import ClipInput, fingerprint_file, iter_frames_and_masks, iter_stats_masks
 from vidharm.pipeline.methods import method_for_model
 from vidharm.pipeline.params import FrameParams, ParamsTrack, round_args
-from vidharm.pipeline.settings import ProcessConfig, configure_threads, resolve_device
+from vidharm.pipeline.settings import ProcessConfig, color_management, configure_threads, resolve_device
 from vidharm.temporal import DEFAULT_CUT_THRESHOLD, background_signature, signature_distance
 
 __all__ = [
     "analyze",
+    "analysis_frame",
     "load_model",
     "stats_from_histograms",
     "frame_histogram",
     "to_model_input",
     "resize_for_model",
     "interpolate_rows",
+    "measured_pixels",
+    "reflect_fill",
+    "masked_model_input",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,11 +94,47 @@ def load_model(config: ProcessConfig, device: torch.device) -> nn.Module:
     return model.to(device).eval()
 
 
+def _peak(image: np.ndarray) -> float:
+    """The value of white: 255 or 65535 for integer frames, 1 for float frames."""
+    return float(np.iinfo(image.dtype).max) if image.dtype.kind in "ui" else 1.0
+
+
+def analysis_frame(image: np.ndarray, color: ColorManagement | None = None) -> np.ndarray:
+    """The frame as analysis sees it: the model's input, the filter statistics and the cut signatures.
+
+    Integer frames without colour management (or whose colour space is the analysis space itself) are
+    returned unchanged. Otherwise the frame is converted to the analysis space (``color``; float frames
+    without it are taken as code values already), clipped to [0, 1] and quantised to 16-bit levels, so that
+    the histograms and resizes of analyze work on it as on any 16-bit frame: the model and the statistics
+    see it to within half a 16-bit step (non-finite values count as 0, or 1 for +inf).
+
+    Args:
+        image: (H, W, 3) RGB: uint8 [0, 255], uint16 [0, 65535] or float32 (unbounded, e.g. scene-linear).
+        color: the conversion to the analysis space, or None for code values as they are.
+
+    Returns:
+        (H, W, 3) ``image`` itself (uint8/uint16 unmanaged), or a new uint16 array in [0, 65535].
+
+    Example:
+        >>> analysis_frame(np.array([[[-0.5, 0.5, 2.0]]], np.float32)).tolist()
+        [[[0, 32768, 65535]]]
+    """
+    managed = color is not None and not color.is_identity
+    if image.dtype.kind in "ui" and not managed:
+        return image
+    x = image.astype(np.float32) / np.float32(_peak(image)) if image.dtype.kind in "ui" else image
+    if managed and color is not None:
+        x = color.to_analysis(np.ascontiguousarray(x, dtype=np.float32))
+    x = np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=0.0)
+    return (np.clip(x, 0.0, 1.0) * np.float32(65535) + np.float32(0.5)).astype(np.uint16)
+
+
 def to_model_input(image: np.ndarray, mask: np.ndarray, size: int, device: torch.device) -> tuple[Tensor, Tensor]:
     """Resize one frame and its mask for the network, as the reference does (bilinear, no antialias).
 
     Args:
-        image: (H, W, 3) RGB uint8 or uint16.
+        image: (H, W, 3) RGB uint8, uint16, or float32 code values (clipped to [0, 1] here; convert
+            colour-managed frames with :func:`analysis_frame` first).
         mask: (H, W) float32 alpha in [0, 1].
         size: the network's square input side.
         device: where the tensors go.
@@ -89,8 +147,10 @@ def to_model_input(image: np.ndarray, mask: np.ndarray, size: int, device: torch
         >>> tuple(im.shape), tuple(m.shape)
         ((1, 3, 4, 4), (1, 1, 4, 4))
     """
-    scale = float(np.iinfo(image.dtype).max)
+    scale = _peak(image)
     x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float().div(scale)
+    if image.dtype.kind == "f":
+        x = x.nan_to_num(0.0, 1.0, 0.0).clamp(0, 1)
     m = torch.from_numpy(np.ascontiguousarray(mask)).to(device)[None, None].float()
     x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     m = F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False)
@@ -101,7 +161,8 @@ def frame_histogram(image: np.ndarray) -> np.ndarray:
     """Per-channel histograms of a frame, the full-resolution statistics the filters need.
 
     Args:
-        image: (H, W, 3) RGB uint8 (256 levels) or uint16 (65536 levels).
+        image: (H, W, 3) RGB uint8 (256 levels) or uint16 (65536 levels); float32 frames count as the 16-bit
+            levels of their values clipped to [0, 1] (as :func:`analysis_frame` quantises them).
 
     Returns:
         (3, levels) float64 pixel counts.
@@ -110,6 +171,8 @@ def frame_histogram(image: np.ndarray) -> np.ndarray:
         >>> frame_histogram(np.full((2, 2, 3), 7, np.uint8))[:, 7].tolist()
         [4.0, 4.0, 4.0]
     """
+    if image.dtype.kind == "f":
+        image = analysis_frame(image)
     levels = int(np.iinfo(image.dtype).max) + 1
     if image.dtype == np.uint8:
         return np.stack([cv2.calcHist([image], [c], None, [256], [0, 256]).reshape(256) for c in range(3)]).astype(
@@ -167,7 +230,8 @@ def resize_for_model(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np
     at a small fraction of the cost of a full-resolution float copy.
 
     Args:
-        image: (H, W, 3) RGB uint8 or uint16.
+        image: (H, W, 3) RGB uint8, uint16, or float32 code values (clipped to [0, 1] here; convert
+            colour-managed frames with :func:`analysis_frame` first).
         mask: (H, W) float alpha in [0, 1].
         size: the network's square input side.
 
@@ -179,7 +243,9 @@ def resize_for_model(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np
         >>> im.shape, float(im.max()), m.shape
         ((4, 4, 3), 1.0, (4, 4))
     """
-    peak = np.float32(np.iinfo(image.dtype).max)
+    if image.dtype.kind == "f":
+        image = np.clip(np.nan_to_num(image, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0).astype(np.float32)
+    peak = np.float32(_peak(image))
     y0, y1, wy0, wy1 = _bilinear_taps(image.shape[0], size)
     x0, x1, wx0, wx1 = _bilinear_taps(image.shape[1], size)
 
@@ -193,6 +259,109 @@ def resize_for_model(image: np.ndarray, mask: np.ndarray, size: int) -> tuple[np
         return rows0 * (cols0 * c00 + cols1 * c01) + rows1 * (cols0 * c10 + cols1 * c11)
 
     return sample(image, peak), sample(np.asarray(mask, dtype=np.float32), np.float32(1))
+
+
+def measured_pixels(mask: np.ndarray, stats_mask: np.ndarray) -> np.ndarray:
+    """The pixels analysis may measure under a statistics mask: the foreground, and the background it allows.
+
+    A pixel counts when it is foreground (mask >= 0.5) or the statistics mask allows it (>= 0.5); the
+    statistics mask speaks only for the background, so the foreground is always measured.
+
+    Args:
+        mask: (H, W) float32 foreground alpha in [0, 1].
+        stats_mask: (H, W) float32 in [0, 1]: 1 where the background may be measured.
+
+    Returns:
+        (H, W) bool.
+
+    Example:
+        >>> measured_pixels(np.array([[1.0, 0.0, 0.0]]), np.array([[0.0, 1.0, 0.0]])).tolist()
+        [[True, True, False]]
+    """
+    return (np.asarray(mask) >= 0.5) | (np.asarray(stats_mask) >= 0.5)
+
+
+def reflect_fill(image: np.ndarray, sources: np.ndarray) -> np.ndarray:
+    """Fill the pixels outside ``sources`` by mirroring the source region across its nearest edge.
+
+    A pixel at distance d outside the region takes the value of the pixel at distance d inside it, on the line
+    through its nearest source pixel (the mirror image), or of that nearest source pixel where the mirror
+    image is not a source. This is reflect padding generalised to any region: the filled area continues the
+    neighbouring content, so a network sees a natural image and the statistics of the region change little.
+    Source pixels are returned unchanged; with no source pixel at all the result is mid grey.
+
+    Args:
+        image: (H, W, C) float array (values are copied, not mixed).
+        sources: (H, W) bool, the pixels that may be copied.
+
+    Returns:
+        (H, W, C) array of ``image``'s dtype.
+
+    Example:
+        >>> row = np.array([[[0.1], [0.2], [0.3], [9.0], [9.0]]], np.float32)
+        >>> reflect_fill(row, np.array([[True, True, True, False, False]]))[0, :, 0].tolist()
+        [0.10000000149011612, 0.20000000298023224, 0.30000001192092896, 0.20000000298023224, 0.10000000149011612]
+    """
+    if sources.all():
+        return image.copy()
+    if not sources.any():
+        return np.full_like(image, 0.5)
+    # With DIST_LABEL_PIXEL every zero pixel of the input (a source) gets its own label, numbered from 1 in
+    # row-major order, and every other pixel the label of its nearest source.
+    _, labels = cv2.distanceTransformWithLabels(
+        (~sources).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    ys, xs = np.nonzero(sources)
+    near_y, near_x = ys[labels - 1], xs[labels - 1]
+    height, width = sources.shape
+    py, px = np.indices((height, width))
+    mirror_y, mirror_x = 2 * near_y - py, 2 * near_x - px
+    inside = (mirror_y >= 0) & (mirror_y < height) & (mirror_x >= 0) & (mirror_x < width)
+    mirror_y, mirror_x = np.clip(mirror_y, 0, height - 1), np.clip(mirror_x, 0, width - 1)
+    use_mirror = inside & sources[mirror_y, mirror_x]
+    filled = np.where(use_mirror[..., None], image[mirror_y, mirror_x], image[near_y, near_x])
+    return np.where(sources[..., None], image, filled)
+
+
+def masked_model_input(
+    image: np.ndarray, mask: np.ndarray, measured: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The network's input for a frame under a statistics mask: the excluded background is replaced.
+
+    The rule: the model input may not depend on any pixel outside ``measured`` (:func:`measured_pixels`).
+    The frame is resized as :func:`resize_for_model` does, but as a normalised convolution (the resize of
+    ``image * measured`` divided by the resize of ``measured``), so a model pixel near the edge of an excluded
+    area is made of measured pixels only; model pixels with no measured pixel under them are filled by
+    :func:`reflect_fill` from the model pixels that are mostly measured background, blended by the measured
+    fraction. The mask is resized as usual. Frames without excluded pixels give exactly
+    :func:`resize_for_model`'s result.
+
+    Args:
+        image: (H, W, 3) RGB uint8 or uint16 (the analysis frame).
+        mask: (H, W) float32 foreground alpha in [0, 1].
+        measured: (H, W) bool, the pixels that may be measured.
+        size: the network's square input side.
+
+    Returns:
+        image (size, size, 3) and mask (size, size), float32 in [0, 1].
+
+    Example:
+        >>> im = np.zeros((8, 8, 3), np.uint8); im[:2] = 255  # a white bar at the top, excluded below
+        >>> keep = np.ones((8, 8), bool); keep[:2] = False
+        >>> small, m = masked_model_input(im, np.zeros((8, 8), np.float32), keep, 4)
+        >>> float(small.max()), small.shape
+        (0.0, (4, 4, 3))
+    """
+    if measured.all():
+        return resize_for_model(image, mask, size)
+    kept = image * measured[..., None].astype(image.dtype)
+    small, weight = resize_for_model(kept, measured.astype(np.float32), size)
+    _, small_mask = resize_for_model(kept, mask, size)
+    w = weight[..., None]
+    normalised = np.divide(small, w, out=np.zeros_like(small), where=w > 1e-6)
+    fill = reflect_fill(normalised, (weight >= 0.5) & (small_mask < 0.5))
+    out = normalised * w + fill * (np.float32(1) - w)
+    return np.clip(out, 0.0, 1.0).astype(np.float32), small_mask
 
 
 def interpolate_rows(left: Sequence[float], right: Sequence[float], weight: float) -> list[float]:
@@ -220,15 +389,31 @@ class _Frame:
 
 
 def _measure(
-    item: tuple[int, int | None, np.ndarray, np.ndarray], size: int, with_hist: bool
+    item: tuple[int, int | None, np.ndarray, np.ndarray],
+    size: int,
+    with_hist: bool,
+    color: ColorManagement | None = None,
+    stats_mask: np.ndarray | None = None,
 ) -> tuple[int, int | None, list[float], float, np.ndarray | None, tuple[np.ndarray, np.ndarray]]:
     frame, pts, image, mask = item
+    image = analysis_frame(image, color)
     small = cv2.resize(image, _SIGNATURE_SIZE, interpolation=cv2.INTER_AREA)
     small_mask = cv2.resize(mask, _SIGNATURE_SIZE, interpolation=cv2.INTER_AREA)
+    if stats_mask is not None:
+        # The cut detector describes the background too: only where the statistics mask allows.
+        allowed = cv2.resize(np.asarray(stats_mask, np.float32), _SIGNATURE_SIZE, interpolation=cv2.INTER_AREA)
+        small_mask = np.float32(1) - (np.float32(1) - small_mask) * np.clip(allowed, 0, 1)
     signature = round_args(background_signature(small, small_mask), _SIGNATURE_DECIMALS)
     area = round(float(mask.mean(dtype=np.float64)), _AREA_DECIMALS)
-    hist = frame_histogram(image) if with_hist else None
-    return frame, pts, signature, area, hist, resize_for_model(image, mask, size)
+    if stats_mask is None:
+        hist = frame_histogram(image) if with_hist else None
+        return frame, pts, signature, area, hist, resize_for_model(image, mask, size)
+    measured = measured_pixels(mask, stats_mask)
+    # The filters' global statistics count only the measured pixels (all of them if none is: a frame with
+    # neither foreground nor allowed background has nothing better to offer).
+    counted = image[measured][None] if measured.any() else image
+    hist = frame_histogram(counted) if with_hist else None
+    return frame, pts, signature, area, hist, masked_model_input(image, mask, measured, size)
 
 
 @contextmanager
@@ -254,9 +439,10 @@ def analyze(
     analysed), the last frame, and both frames on either side of each scene cut (found as the smoother finds
     them, from the background signatures); the raw rows of the frames in between are interpolated linearly
     from the two analysed frames around them, never across a cut. Statistics, signatures and mask areas are
-    measured on every frame. Decoding, per-frame measurements and the network run in three threads. On a CPU
-    the network sees at most two frames at a time (``batch_size`` still sets how many analysed frames are
-    gathered first): larger batches are slower per frame there and cost memory.
+    measured on every frame; with ``inp.stats_mask`` only where it allows (see the module docstring). Decoding,
+    per-frame measurements and the network run in three threads. On a CPU the network sees at most two frames
+    at a time (``batch_size`` still sets how many analysed frames are gathered first): larger batches are
+    slower per frame there and cost memory.
 
     Args:
         inp: the checked clip and masks (:func:`open_clip`).
@@ -266,7 +452,8 @@ def analyze(
 
     Returns:
         A track with ``raw``, ``stats`` and ``signature`` filled and nothing smoothed; the header records
-        ``analyze_stride``.
+        ``analyze_stride``, and ``stats_mask`` (with its fingerprint) or ``foreground``, its fingerprint and
+        ``premultiplied`` where they apply.
 
     Raises:
         VidharmError: unreadable frames or masks, a model or checkpoint that cannot be used.
@@ -332,7 +519,9 @@ def analyze(
         if done:
             finish(done)
 
-    measured = (_measure(item, size, with_hist) for item in prefetch(iter_frames_and_masks(inp, config.decoder), 4))
+    color = color_management(config)
+    items = zip(iter_frames_and_masks(inp, config.decoder), iter_stats_masks(inp), strict=False)
+    measured = (_measure(item, size, with_hist, color, stats) for item, stats in prefetch(items, 4))
     previous_small: tuple[np.ndarray, np.ndarray] | None = None
     previous_signature: list[float] | None = None
     with _torch_threads(config.torch_threads):
@@ -391,7 +580,17 @@ def analyze(
         "stats_names": list(method.stats_names),
         "smoothing": None,
         "analyze_stride": stride,
+        "color": color.describe() if color is not None else None,
     }
+    if inp.stats_mask is not None:
+        header.update(stats_mask=str(inp.stats_mask.path), stats_mask_fingerprint=inp.stats_mask.fingerprint())
+    if inp.foreground is not None:
+        layer = inp.foreground
+        header.update(
+            foreground=str(layer.path),
+            foreground_fingerprint=fingerprint_file(layer.path),
+            premultiplied=layer.premultiplied,
+        )
     return ParamsTrack(header=header, frames=rows)
 
 

@@ -1,4 +1,11 @@
-"""The inputs of a run: a clip and its masks, opened and checked against each other."""
+"""The inputs of a run: a clip (or a foreground layer over a background) and its masks, opened and checked.
+
+Three kinds of foreground mask: a folder of numbered images or a mask video (every frame, or keyframes that
+are propagated); the clip's own alpha channel (``mask_from_alpha``: ProRes 4444, QuickTime Animation, RGBA
+PNG sequences); and, for layers (:func:`open_layers`), the foreground element's alpha. A separate optional
+*statistics mask* marks where the background may be measured (1) and where not (0: letterbox bars, sky,
+garbage); see :mod:`vidharm.pipeline.analyze` for how analysis honours it.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +13,87 @@ import hashlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from vidharm.errors import MaskError
-from vidharm.io import VideoInfo, count_frames, probe_video, read_frames
-from vidharm.masks import MaskFolder, MaskVideo, PropagatedMasks, open_masks
+from vidharm.errors import InputError, MaskError, ShapeError, UsageError
+from vidharm.io import (
+    DEFAULT_SEQUENCE_FPS,
+    VideoFrame,
+    VideoInfo,
+    count_frames,
+    fingerprint_sequence,
+    is_sequence_source,
+    probe_video,
+    read_frames,
+)
+from vidharm.masks import MASK_IMAGE_SUFFIXES, ClipAlpha, MaskFolder, MaskVideo, PropagatedMasks, StillMask, open_masks
 
-__all__ = ["ClipInput", "open_clip", "iter_frames_and_masks", "fingerprint_file", "describe_ranges"]
+__all__ = [
+    "ClipInput",
+    "ForegroundLayer",
+    "MaskSource",
+    "open_clip",
+    "open_layers",
+    "open_stats_mask",
+    "iter_frames_and_masks",
+    "iter_layers",
+    "iter_stats_masks",
+    "flatten_layers",
+    "match_depth",
+    "alpha_levels",
+    "own_alpha",
+    "fingerprint_file",
+    "describe_ranges",
+    "DEFAULT_SEQUENCE_FPS",  # re-exported from vidharm.io for the command line (which may not import io)
+    "is_sequence_source",
+]
 
 log = logging.getLogger(__name__)
+
+#: Anything that yields a float32 (H, W) mask in [0, 1] per frame (``iter_masks``) and has a ``fingerprint``.
+MaskSource = MaskFolder | MaskVideo | PropagatedMasks | ClipAlpha | StillMask
+
+
+@dataclass(frozen=True)
+class ForegroundLayer:
+    """The foreground element of a layered input (``--fg``): its clip, and whether its colour is premultiplied.
+
+    Attributes:
+        path: the foreground clip or image-sequence pattern.
+        info: its :class:`~vidharm.io.VideoInfo` (same size and length as the background).
+        premultiplied: its colour is premultiplied by its alpha (else straight, as PNG and TIFF store it).
+    """
+
+    path: Path
+    info: VideoInfo
+    premultiplied: bool = False
 
 
 @dataclass(frozen=True)
 class ClipInput:
-    """A clip, its masks and the frames to work on, checked against each other."""
+    """A clip, its masks and the frames to work on, checked against each other.
+
+    Attributes:
+        clip: the plate: the clip, or with layers the background (its timing, tags and audio go to the output).
+        info: the plate's :class:`~vidharm.io.VideoInfo`.
+        num_frames: the plate's frame count.
+        masks: the foreground mask; with layers, the foreground's alpha.
+        frames: the frames to work on (0-based, step 1).
+        stats_mask: where the background may be measured (1) or not (0), or None for everywhere.
+        foreground: the foreground layer, or None when ``clip`` is a flattened composite.
+    """
 
     clip: Path
     info: VideoInfo
     num_frames: int
-    masks: MaskFolder | MaskVideo | PropagatedMasks
+    masks: MaskSource
     frames: range
+    stats_mask: MaskSource | None = None
+    foreground: ForegroundLayer | None = None
 
 
 def describe_ranges(numbers: list[int]) -> str:
@@ -43,74 +109,433 @@ def describe_ranges(numbers: list[int]) -> str:
     return text + (f" and {len(parts) - 5} more ranges" if len(parts) > 5 else "")
 
 
-def open_clip(
-    clip: str | Path, masks: str | Path, frames: range | None = None, *, propagate: bool = True, decoder: str = "pyav"
-) -> ClipInput:
-    """Probe ``clip``, open ``masks`` and check that every frame in ``frames`` gets a mask.
+def _check_frames(clip: Path, frames: range | None, total: int) -> range:
+    if frames is None:
+        return range(total)
+    if frames.start < 0 or frames.stop > total or len(frames) == 0:
+        raise MaskError(f"{clip}: frames {frames.start}-{frames.stop - 1} are outside the clip (frames 0-{total - 1})")
+    return frames
 
-    A folder that covers only some frames is a set of keyframes: the other frames' masks are propagated by
-    optical flow (:class:`~vidharm.masks.PropagatedMasks`); the given masks are kept exactly.
+
+def _resolve_masks(
+    source: MaskFolder | MaskVideo,
+    clip: Path,
+    total: int,
+    frames: range,
+    *,
+    propagate: bool,
+    decoder: str,
+    what: str = "masks",
+    hint: str = "give one mask per frame, numbered as the clip's frames from 0",
+) -> MaskSource:
+    """Check a folder's numbering against the clip; a folder with gaps becomes propagated keyframes."""
+    if not isinstance(source, MaskFolder):
+        return source
+    beyond = [n for n in source.frame_numbers if n >= total]
+    if beyond:
+        raise MaskError(
+            f"{source.files[beyond[0]]}: {what} for frame {beyond[0]} but {clip.name} has {total} frames "
+            f"(0-{total - 1}); check the numbering of the mask files"
+        )
+    missing = sorted(set(frames) - set(source.frame_numbers))
+    if missing and not propagate:
+        raise MaskError(
+            f"{source.path}: no {what} for {len(missing)} of {len(frames)} frames ({describe_ranges(missing)}); {hint}"
+        )
+    if missing:
+        log.info("%s: propagating %d keyframe masks to %d frames", source.path, len(source.files), len(missing))
+        return PropagatedMasks(source, clip, total, decoder=decoder)
+    return source
+
+
+def open_stats_mask(
+    path: str | Path, clip: Path, total: int, frames: range, *, propagate: bool = True, decoder: str = "pyav"
+) -> MaskSource:
+    """Open a statistics mask: where the background may be measured (1) and where not (0).
+
+    Same sources as the foreground masks, with one addition: a *single image* is a static matte that holds for
+    every frame (letterbox bars, a fixed garbage matte), with no propagation. A folder covering every frame is
+    used as it is; a folder covering only some frames is a set of keyframes propagated by optical flow on
+    ``clip``, exactly like foreground masks; a mask video gives one mask per frame.
 
     Args:
-        clip: the video.
-        masks: a folder of numbered mask images (all frames, or keyframes) or a mask video.
+        path: a mask image, a folder of numbered mask images, or a mask video.
+        clip: the plate the masks belong to (for propagation and messages).
+        total: the plate's frame count.
+        frames: the frames to work on.
+        propagate: fill frames between keyframes by propagation; False makes them an error.
+        decoder: the decoder propagation reads frames with.
+
+    Returns:
+        The mask source.
+
+    Raises:
+        MaskError: a missing or unusable source, masks numbered beyond the clip, gaps without ``propagate``.
+
+    Example:
+        >>> try:
+        ...     open_stats_mask("/nonexistent/bars.png", Path("clip.mp4"), 10, range(10))
+        ... except MaskError as exc:
+        ...     print(str(exc)[:53])
+        /nonexistent/bars.png: statistics mask not found; giv
+    """
+    path = Path(path)
+    if not path.exists():
+        raise MaskError(
+            f"{path}: statistics mask not found; give a mask image, a folder of numbered masks or a mask video"
+        )
+    if path.is_file() and path.suffix.lower() in MASK_IMAGE_SUFFIXES:
+        return StillMask(path)
+    return _resolve_masks(
+        open_masks(path),
+        clip,
+        total,
+        frames,
+        propagate=propagate,
+        decoder=decoder,
+        what="statistics mask",
+        hint="give one per frame, a single image for all frames, or keyframes to propagate",
+    )
+
+
+def open_clip(
+    clip: str | Path,
+    masks: str | Path | None = None,
+    frames: range | None = None,
+    *,
+    propagate: bool = True,
+    decoder: str = "pyav",
+    fps: Fraction | float | str | None = None,
+    mask_from_alpha: bool = False,
+    stats_mask: str | Path | None = None,
+) -> ClipInput:
+    """Probe ``clip``, open its masks and check that every frame in ``frames`` gets a mask.
+
+    A folder that covers only some frames is a set of keyframes: the other frames' masks are propagated by
+    optical flow (:class:`~vidharm.masks.PropagatedMasks`); the given masks are kept exactly. With
+    ``mask_from_alpha`` the clip's own alpha channel is the mask (:class:`~vidharm.masks.ClipAlpha`).
+
+    Args:
+        clip: the video or image-sequence pattern.
+        masks: a folder of numbered mask images (all frames, or keyframes) or a mask video; None with
+            ``mask_from_alpha``.
         frames: the source frame numbers to work on (step 1); None for the whole clip.
         propagate: fill frames without a mask by propagation; False makes them an error.
         decoder: the decoder propagation reads frames with.
+        fps: the frame rate of an image-sequence ``clip`` (``shot.%04d.exr``; default 24); None for a video.
+        mask_from_alpha: the clip's alpha channel is the mask (then ``masks`` must be None).
+        stats_mask: where the background may be measured (see :func:`open_stats_mask`), or None.
 
     Returns:
         The checked inputs.
 
     Raises:
-        InputError: the clip cannot be read or ``frames`` lies outside it.
+        UsageError: both or neither of ``masks`` and ``mask_from_alpha``.
+        InputError: the clip cannot be read, ``frames`` lies outside it, or ``mask_from_alpha`` and it has no alpha.
         MaskError: masks missing for some frames, numbered beyond the clip, or unreadable.
+
+    Example:
+        >>> try:
+        ...     open_clip("clip.mov")
+        ... except UsageError as exc:
+        ...     print(str(exc)[-60:])
+         video), or use its own alpha channel with --mask-from-alpha
     """
+    if masks is not None and mask_from_alpha:
+        raise UsageError(
+            f"{clip}: give either a mask folder/video ({masks}) or --mask-from-alpha, not both; the clip's alpha is "
+            f"its mask only without a mask folder"
+        )
+    if masks is None and not mask_from_alpha:
+        raise UsageError(
+            f"{clip}: give its masks (a folder of numbered images or a mask video), or use its own alpha channel "
+            f"with --mask-from-alpha"
+        )
     clip = Path(clip)
-    info = probe_video(clip)
+    info = probe_video(clip, fps=fps)
     total = count_frames(clip)
-    source = open_masks(masks)
-    if frames is None:
-        frames = range(total)
-    if frames.start < 0 or frames.stop > total or len(frames) == 0:
-        raise MaskError(f"{clip}: frames {frames.start}-{frames.stop - 1} are outside the clip (frames 0-{total - 1})")
-    if isinstance(source, MaskFolder):
-        beyond = [n for n in source.frame_numbers if n >= total]
-        if beyond:
-            raise MaskError(
-                f"{source.files[beyond[0]]}: mask for frame {beyond[0]} but {clip.name} has {total} frames "
-                f"(0-{total - 1}); check the numbering of the mask files"
+    source: MaskSource
+    if masks is None:
+        source = ClipAlpha(clip, info)
+        frames = _check_frames(clip, frames, total)
+    else:
+        opened = open_masks(masks)
+        frames = _check_frames(clip, frames, total)
+        source = _resolve_masks(opened, clip, total, frames, propagate=propagate, decoder=decoder)
+    stats = (
+        open_stats_mask(stats_mask, clip, total, frames, propagate=propagate, decoder=decoder)
+        if stats_mask is not None
+        else None
+    )
+    return ClipInput(clip=clip, info=info, num_frames=total, masks=source, frames=frames, stats_mask=stats)
+
+
+def open_layers(
+    foreground: str | Path,
+    background: str | Path,
+    alpha: str | Path | None = None,
+    frames: range | None = None,
+    *,
+    premultiplied: bool = False,
+    stats_mask: str | Path | None = None,
+    propagate: bool = True,
+    decoder: str = "pyav",
+    fps: Fraction | float | str | None = None,
+) -> ClipInput:
+    """Open a foreground layer over a background plate, instead of a flattened composite.
+
+    The layers are matched by position (frame i of each), and must have the same size and frame count. The
+    foreground's alpha is its own alpha channel, or ``alpha`` (a mask folder with a mask for every frame, or a
+    mask video). Analysis sees the composite ``over(fg, bg)`` with the alpha as its mask; the output's
+    timing, colour tags and audio come from the background (the plate).
+
+    Args:
+        foreground: the foreground element: a clip or image-sequence pattern.
+        background: the background plate, same size and length.
+        alpha: the foreground's alpha as masks, or None for its own alpha channel.
+        frames: the frames to work on; None for all.
+        premultiplied: the foreground's colour is premultiplied by its alpha (default: straight).
+        stats_mask: where the background may be measured (see :func:`open_stats_mask`), or None.
+        propagate: propagate a sparse ``stats_mask`` folder (``alpha`` must cover every frame).
+        decoder: the decoder propagation reads frames with.
+        fps: the frame rate of image-sequence layers (default 24); None for videos.
+
+    Returns:
+        The checked inputs, with ``clip`` the background and ``foreground`` set.
+
+    Raises:
+        InputError: unreadable layers, layers of different sizes or lengths, no alpha channel and no ``alpha``.
+        MaskError: ``alpha`` missing for some frames or numbered beyond the clip.
+    """
+    fg, bg = Path(foreground), Path(background)
+    fg_info = probe_video(fg, fps=fps if is_sequence_source(fg) else None)
+    bg_info = probe_video(bg, fps=fps if is_sequence_source(bg) else None)
+    if (fg_info.width, fg_info.height) != (bg_info.width, bg_info.height):
+        raise InputError(
+            f"{fg}: the foreground is {fg_info.width}x{fg_info.height} but the background {bg.name} is "
+            f"{bg_info.width}x{bg_info.height}; give layers of one size"
+        )
+    fg_total, total = count_frames(fg), count_frames(bg)
+    if fg_total != total:
+        raise InputError(
+            f"{fg}: the foreground has {fg_total} frames but the background {bg.name} has {total}; give layers of "
+            f"the same length (trim the longer one)"
+        )
+    if fg_info.fps != bg_info.fps:
+        log.warning(
+            "%s runs at %s fps and %s at %s fps; frames are matched by position and the output takes the "
+            "background's timing",
+            fg.name,
+            fg_info.fps,
+            bg.name,
+            bg_info.fps,
+        )
+    frames = _check_frames(bg, frames, total)
+    source: MaskSource
+    if alpha is None:
+        if not fg_info.has_alpha:
+            raise InputError(
+                f"{fg}: the foreground has no alpha channel (pixel format {fg_info.pix_fmt}); give its alpha with "
+                f"--alpha (a mask folder or mask video), or a foreground with alpha (ProRes 4444, RGBA PNG)"
             )
-        missing = sorted(set(frames) - set(source.frame_numbers))
-        if missing and not propagate:
-            raise MaskError(
-                f"{source.path}: no masks for {len(missing)} of {len(frames)} frames ({describe_ranges(missing)}); "
-                f"give one mask per frame, numbered as the clip's frames from 0"
-            )
-        if missing:
-            log.info("%s: propagating %d keyframe masks to %d frames", source.path, len(source.files), len(missing))
-            return ClipInput(
-                clip=clip,
-                info=info,
-                num_frames=total,
-                masks=PropagatedMasks(source, clip, total, decoder=decoder),
-                frames=frames,
-            )
-    return ClipInput(clip=clip, info=info, num_frames=total, masks=source, frames=frames)
+        source = ClipAlpha(fg, fg_info)
+    else:
+        source = _resolve_masks(
+            open_masks(alpha),
+            fg,
+            total,
+            frames,
+            propagate=False,
+            decoder=decoder,
+            what="alpha",
+            hint="the foreground's alpha needs a mask for every frame (fill keyframes with vidharm masks propagate)",
+        )
+    stats = (
+        open_stats_mask(stats_mask, bg, total, frames, propagate=propagate, decoder=decoder)
+        if stats_mask is not None
+        else None
+    )
+    layer = ForegroundLayer(fg, fg_info, premultiplied)
+    return ClipInput(
+        clip=bg, info=bg_info, num_frames=total, masks=source, frames=frames, stats_mask=stats, foreground=layer
+    )
+
+
+def _read(path: Path, info: VideoInfo, frames: range, decoder: str, alpha: bool = False) -> Iterator[VideoFrame]:
+    """Decode ``frames`` of a clip or image sequence (a sequence at the rate its info was probed with)."""
+    options: dict[str, Any] = {"fps": info.fps} if is_sequence_source(path) else {"decoder": decoder}
+    return read_frames(path, start=frames.start, stop=frames.stop, alpha=alpha, **options)
+
+
+def match_depth(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bring two frames to one dtype: the deeper integer one, or float32 if either is float.
+
+    8-bit values go to 16 bits exactly (``v * 257``); integers go to float as ``v / peak``.
+
+    Args:
+        a: (H, W, C) uint8, uint16 or float array.
+        b: another, same shape.
+
+    Returns:
+        ``a`` and ``b`` (unchanged where their dtype already fits).
+
+    Example:
+        >>> x, y = match_depth(np.full((1, 1, 3), 255, np.uint8), np.zeros((1, 1, 3), np.uint16))
+        >>> x.dtype.name, int(x[0, 0, 0])
+        ('uint16', 65535)
+    """
+    if a.dtype == b.dtype:
+        return a, b
+    if a.dtype.kind == "f" or b.dtype.kind == "f":
+
+        def to_float(x: np.ndarray) -> np.ndarray:
+            if x.dtype.kind == "f":
+                return x.astype(np.float32, copy=False)
+            return x.astype(np.float32) / np.float32(np.iinfo(x.dtype).max)
+
+        return to_float(a), to_float(b)
+
+    def to16(x: np.ndarray) -> np.ndarray:
+        return x if x.dtype == np.uint16 else x.astype(np.uint16) * np.uint16(257)
+
+    return to16(a), to16(b)
+
+
+def flatten_layers(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray, *, premultiplied: bool = False) -> np.ndarray:
+    """The composite ``over(fg, bg)``: ``fg * alpha + bg * (1 - alpha)`` (``fg + bg * (1 - alpha)`` premultiplied).
+
+    Integer frames are rounded to their levels (and clipped, since a premultiplied colour above its alpha is
+    not valid); where ``alpha`` is 0 the result is ``bg`` exactly, and where it is 1, ``fg`` (straight).
+
+    Args:
+        fg: (H, W, 3) foreground colour, uint8/uint16 or float, straight or premultiplied.
+        alpha: (H, W) float32 alpha in [0, 1].
+        bg: (H, W, 3) background, same dtype as ``fg``.
+        premultiplied: ``fg`` is premultiplied by ``alpha``.
+
+    Returns:
+        (H, W, 3) composite of ``fg``'s dtype.
+
+    Raises:
+        ShapeError: ``fg`` and ``bg`` differ in shape or dtype.
+
+    Example:
+        >>> fg, bg = np.full((1, 2, 3), 200, np.uint8), np.full((1, 2, 3), 100, np.uint8)
+        >>> flatten_layers(fg, np.array([[0.0, 0.5]], np.float32), bg)[0, :, 0].tolist()
+        [100, 150]
+    """
+    if fg.shape != bg.shape or fg.dtype != bg.dtype:
+        raise ShapeError(
+            f"layers: expected foreground and background of one shape and dtype, got {fg.shape} {fg.dtype} and "
+            f"{bg.shape} {bg.dtype}; bring them to one depth with match_depth"
+        )
+    a = np.asarray(alpha, dtype=np.float32)[..., None]
+    f = fg.astype(np.float32)
+    out = (f if premultiplied else f * a) + bg.astype(np.float32) * (np.float32(1) - a)
+    if fg.dtype.kind == "f":
+        return out
+    peak = np.float32(np.iinfo(fg.dtype).max)
+    return np.clip(np.rint(out), 0, peak).astype(fg.dtype)
+
+
+def iter_layers(
+    inp: ClipInput, decoder: str = "pyav"
+) -> Iterator[tuple[int, int | None, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield (frame number, pts, foreground colour as stored, alpha, background) for ``inp.frames`` in order.
+
+    The foreground and background are brought to one dtype (:func:`match_depth`); the alpha is float32 (H, W)
+    in [0, 1]; frame numbers and pts are the background's.
+
+    Raises:
+        UsageError: ``inp`` has no foreground layer.
+        MaskError: a frame without alpha, or an alpha source that ends early.
+    """
+    layer = inp.foreground
+    if layer is None:
+        raise UsageError(f"{inp.clip}: not a layered input; open foreground and background with open_layers")
+    own = inp.masks if isinstance(inp.masks, ClipAlpha) and inp.masks.path == layer.path else None
+    width, height = inp.info.width, inp.info.height
+    fgs = _read(layer.path, layer.info, inp.frames, decoder, alpha=own is not None)
+    bgs = _read(inp.clip, inp.info, inp.frames, decoder)
+    masks = inp.masks.iter_masks(inp.frames, width, height) if own is None else None
+    # Not strict: a layer that decodes fewer frames than it declares is reported by the caller's count check.
+    for fgf, bgf in zip(fgs, bgs, strict=False):
+        mask = own.mask_of(fgf, width, height) if own is not None else next(masks or iter(()), None)
+        if mask is None:
+            return
+        fg, bg = match_depth(fgf.image, bgf.image)
+        yield bgf.index, bgf.pts, fg, mask, bg
 
 
 def iter_frames_and_masks(
     inp: ClipInput, decoder: str = "pyav"
 ) -> Iterator[tuple[int, int | None, np.ndarray, np.ndarray]]:
-    """Yield (frame number, pts, RGB frame, mask) for ``inp.frames`` in order, streaming both sources."""
-    frames = read_frames(inp.clip, start=inp.frames.start, stop=inp.frames.stop, decoder=decoder)
-    masks = inp.masks.iter_masks(inp.frames, inp.info.width, inp.info.height)
+    """Yield (frame number, pts, RGB frame, mask) for ``inp.frames`` in order, streaming both sources.
+
+    For layers the frame is the composite ``over(fg, bg)`` (:func:`flatten_layers`) and the mask the
+    foreground's alpha; a clip that is its own mask is decoded once, with its alpha.
+    """
+    if inp.foreground is not None:
+        premultiplied = inp.foreground.premultiplied
+        for frame, pts, fg, alpha, bg in iter_layers(inp, decoder):
+            yield frame, pts, flatten_layers(fg, alpha, bg, premultiplied=premultiplied), alpha
+        return
+    width, height = inp.info.width, inp.info.height
+    if isinstance(inp.masks, ClipAlpha) and inp.masks.path == inp.clip:
+        for vf in _read(inp.clip, inp.info, inp.frames, decoder, alpha=True):
+            yield vf.index, vf.pts, vf.image, inp.masks.mask_of(vf, width, height)
+        return
+    frames = _read(inp.clip, inp.info, inp.frames, decoder)
+    masks = inp.masks.iter_masks(inp.frames, width, height)
     # Not strict: a clip that decodes fewer frames than it declares is reported by the caller's count check.
     for vf, mask in zip(frames, masks, strict=False):
         yield vf.index, vf.pts, vf.image, mask
 
 
+def alpha_levels(alpha: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """An alpha in [0, 1] as a plane of ``like``'s dtype (255 or 65535 opaque for integers, 1.0 for floats).
+
+    A mask read from an 8- or 16-bit alpha channel comes back to exactly its levels.
+
+    Example:
+        >>> alpha_levels(np.array([[0.0, 0.5, 1.0]], np.float32), np.zeros(1, np.uint8)).tolist()
+        [[0, 128, 255]]
+    """
+    a = np.clip(np.asarray(alpha, dtype=np.float32), 0, 1)
+    if like.dtype.kind == "f":
+        return a.astype(like.dtype, copy=False)
+    return np.rint(a * np.float32(np.iinfo(like.dtype).max)).astype(like.dtype)
+
+
+def own_alpha(inp: ClipInput, mask: np.ndarray, like: np.ndarray) -> np.ndarray | None:
+    """The alpha plane to write with a rendered frame: the clip's own alpha when it is the mask, else None.
+
+    A clip that is its own mask (``--mask-from-alpha``, e.g. a ProRes 4444 comp with its matte in alpha) keeps
+    that alpha in the output; the mask is the alpha normalised, so this restores its levels exactly.
+
+    Args:
+        inp: the inputs the frame came from.
+        mask: (H, W) float32 mask of the frame.
+        like: the rendered (H, W, 3) frame, whose dtype the alpha takes.
+    """
+    if not (isinstance(inp.masks, ClipAlpha) and inp.masks.path == inp.clip):
+        return None
+    return alpha_levels(mask, like)
+
+
+def iter_stats_masks(inp: ClipInput) -> Iterator[np.ndarray | None]:
+    """The statistics mask of each frame of ``inp.frames`` in order, or None for each when there is none."""
+    if inp.stats_mask is None:
+        for _ in inp.frames:
+            yield None
+        return
+    yield from inp.stats_mask.iter_masks(inp.frames, inp.info.width, inp.info.height)
+
+
 def fingerprint_file(path: Path, block: int = 1 << 22) -> str:
     """sha256 over the file size and its first and last 4 MiB: identifies a clip without reading it all."""
+    if is_sequence_source(path):
+        return fingerprint_sequence(path)
     digest = hashlib.sha256()
     size = path.stat().st_size
     digest.update(str(size).encode())

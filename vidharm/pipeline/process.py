@@ -7,6 +7,7 @@ import logging
 import math
 import tempfile
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +16,19 @@ import torch
 from vidharm.config import dump_config
 from vidharm.errors import InputError, OutputError, UsageError
 from vidharm.filters import FILTER_NAMES, NUM_ARGS, measure_filter_stats
-from vidharm.io import atomic_path, read_image, write_image
+from vidharm.io import atomic_path, is_sequence_pattern, parse_sequence_pattern, read_image, write_image
 from vidharm.masks import MaskFolder, PropagatedMasks, fit_mask, to_alpha, write_masks
 from vidharm.models import get_model_config
 from vidharm.pipeline.analyze import analyze, load_model, to_model_input
-from vidharm.pipeline.inputs import ClipInput, open_clip
+from vidharm.pipeline.inputs import ClipInput, open_clip, open_layers
+from vidharm.pipeline.layers import render_layers
 from vidharm.pipeline.methods import Method, method_for_model
 from vidharm.pipeline.params import ParamsTrack, write_params
-from vidharm.pipeline.render import check_mix, render_frame, render_video
+from vidharm.pipeline.render import check_mix, render_frame, render_output
 from vidharm.pipeline.settings import ProcessConfig, resolve_device
 from vidharm.pipeline.smooth import smooth
 
-__all__ = ["process_video", "harmonize_image", "check_output_path", "config_path_for"]
+__all__ = ["process_video", "process_layers", "harmonize_image", "check_output_path", "config_path_for"]
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ Progress = Callable[[str, int], Callable[[int], None]]
 def check_output_path(output: Path, *inputs: Path) -> None:
     """Refuse an output that would overwrite an input or lands in a missing folder.
 
+    An image-sequence pattern's folder may be missing: the sequence writer creates it.
+
     Raises:
         UsageError: the output is one of the inputs.
         OutputError: the output's folder does not exist.
@@ -43,33 +47,53 @@ def check_output_path(output: Path, *inputs: Path) -> None:
     for path in inputs:
         if output.resolve() == path.resolve():
             raise UsageError(f"{output}: the output would overwrite the input; choose another output path")
-    if not output.parent.is_dir():
+    if not output.parent.is_dir() and not is_sequence_pattern(output):
         raise OutputError(f"{output}: the output folder {output.parent} does not exist; create it first")
 
 
 def config_path_for(output: Path) -> Path:
-    """Where a run's resolved config is written: beside the output, ``<stem>.vidharm.yaml``."""
+    """Where a run's resolved config is written: beside the output, ``<stem>.vidharm.yaml``.
+
+    For an image-sequence pattern the name is the part before the frame number (``out/shot.%04d.png`` ->
+    ``out/shot.vidharm.yaml``).
+
+    Example:
+        >>> config_path_for(Path("out/shot.%04d.png")).as_posix(), config_path_for(Path("a.mp4")).as_posix()
+        ('out/shot.vidharm.yaml', 'a.vidharm.yaml')
+    """
+    if is_sequence_pattern(output):
+        pattern = parse_sequence_pattern(output)
+        return pattern.folder / ((pattern.prefix.rstrip("._-") or "sequence") + ".vidharm.yaml")
     return output.with_name(output.stem + ".vidharm.yaml")
 
 
 def process_video(
     clip: Path,
-    masks: Path,
+    masks: Path | None,
     output: Path,
     config: ProcessConfig,
     *,
     params_out: Path | None = None,
     progress: Progress | None = None,
+    fps: Fraction | float | str | None = None,
+    mask_from_alpha: bool = False,
+    stats_mask: Path | None = None,
 ) -> ParamsTrack:
     """Harmonize a clip: analyze every frame, smooth the whole track, render and encode.
 
     Args:
-        clip: the input video.
-        masks: folder of numbered mask images (for every frame, or keyframes to propagate) or a mask video.
-        output: the output video (written atomically, with the source's audio and colour tags).
+        clip: the input video or image-sequence pattern.
+        masks: folder of numbered mask images (for every frame, or keyframes to propagate) or a mask video;
+            None with ``mask_from_alpha``.
+        output: the output video (written atomically, with the source's audio and colour tags), or an image
+            sequence pattern (``out.####.exr``; every frame rewritten, numbered as the source's).
         config: model, smoothing and encoder settings.
         params_out: where to write the parameter sidecar, or None.
         progress: ``progress(stage, total)`` returns a per-frame callback, for progress bars.
+        fps: the frame rate of an image-sequence ``clip`` (default 24); None for a video.
+        mask_from_alpha: the clip's own alpha channel is the mask (``masks`` None).
+        stats_mask: where the background may be measured (1) and not (0): a mask image for every frame, a
+            folder or a mask video (see :func:`~vidharm.pipeline.inputs.open_stats_mask`); None for everywhere.
 
     Returns:
         The smoothed parameter track that was rendered.
@@ -77,8 +101,86 @@ def process_video(
     Raises:
         VidharmError: any bad input, model or output problem, before anything is left at ``output``.
     """
-    check_output_path(output, clip, masks)
-    inp: ClipInput = open_clip(clip, masks, decoder=config.decoder)
+    check_output_path(output, clip, *(p for p in (masks, stats_mask) if p is not None))
+    inp: ClipInput = open_clip(
+        clip,
+        masks,
+        decoder=config.decoder,
+        fps=fps,
+        mask_from_alpha=mask_from_alpha,
+        stats_mask=stats_mask,
+    )
+    return _process(inp, output, config, params_out=params_out, progress=progress)
+
+
+def process_layers(
+    foreground: Path,
+    background: Path,
+    output: Path,
+    config: ProcessConfig,
+    *,
+    alpha: Path | None = None,
+    premultiplied: bool = False,
+    stats_mask: Path | None = None,
+    write_fg: Path | None = None,
+    params_out: Path | None = None,
+    progress: Progress | None = None,
+    fps: Fraction | float | str | None = None,
+) -> ParamsTrack:
+    """Harmonize a foreground layer over a background plate (see :mod:`vidharm.pipeline.layers`).
+
+    Analysis sees ``over(fg, bg)`` with the foreground's alpha as mask; render grades the foreground element
+    and composites it over the untouched background, so soft edges are not graded twice.
+
+    Args:
+        foreground: the foreground element (clip or image-sequence pattern) with its own alpha, or with ``alpha``.
+        background: the background plate, same size and length; the output takes its timing, tags and audio.
+        output: the output video or image-sequence pattern.
+        config: model, smoothing and encoder settings.
+        alpha: the foreground's alpha as masks (a folder with every frame, or a mask video); None for its own.
+        premultiplied: the foreground's colour is premultiplied by its alpha (default straight).
+        stats_mask: where the background may be measured (see :func:`process_video`).
+        write_fg: also write the graded foreground element, premultiplied with alpha: an RGBA image-sequence
+            pattern (``elem.%04d.png``) or a ``.mov`` (ProRes 4444).
+        params_out: where to write the parameter sidecar, or None.
+        progress: ``progress(stage, total)`` returns a per-frame callback, for progress bars.
+        fps: the frame rate of image-sequence layers (default 24); None for videos.
+
+    Returns:
+        The smoothed parameter track that was rendered.
+
+    Raises:
+        UsageError: ``write_fg`` is ``output`` or an input.
+        VidharmError: any bad input, model or output problem.
+    """
+    inputs = [p for p in (foreground, background, alpha, stats_mask) if p is not None]
+    check_output_path(output, *inputs)
+    if write_fg is not None:
+        if Path(write_fg).resolve() == Path(output).resolve():
+            raise UsageError(f"{write_fg}: --write-fg and the output are the same path; give the element its own")
+        check_output_path(Path(write_fg), *inputs)
+    inp = open_layers(
+        foreground,
+        background,
+        alpha,
+        premultiplied=premultiplied,
+        stats_mask=stats_mask,
+        decoder=config.decoder,
+        fps=fps,
+    )
+    return _process(inp, output, config, params_out=params_out, progress=progress, write_fg=write_fg)
+
+
+def _process(
+    inp: ClipInput,
+    output: Path,
+    config: ProcessConfig,
+    *,
+    params_out: Path | None,
+    progress: Progress | None,
+    write_fg: Path | None = None,
+) -> ParamsTrack:
+    """Analyze, smooth and render opened inputs; write the sidecar and the resolved config."""
     model = load_model(config, resolve_device(config.device))
     with tempfile.TemporaryDirectory(prefix="vidharm-masks-") as tmp:
         if isinstance(inp.masks, PropagatedMasks):
@@ -93,7 +195,11 @@ def process_video(
         if keyframes is not None:
             track.header.update(masks=str(keyframes.path), masks_fingerprint=keyframes.fingerprint())
         track = smooth(track, mode=config.smoothing, half_life_s=config.half_life_s)
-        render_video(inp, track, output, config, on_frame=progress("render", len(inp.frames)) if progress else None)
+        on_render = progress("render", len(inp.frames)) if progress else None
+        if inp.foreground is not None:
+            render_layers(inp, track, output, config, on_frame=on_render, force=True, write_fg=write_fg)
+        else:
+            render_output(inp, track, output, config, on_frame=on_render, force=True)
     if params_out is not None:
         write_params(track, params_out)
     with atomic_path(config_path_for(output)) as tmp:

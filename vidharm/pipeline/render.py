@@ -1,6 +1,24 @@
 """Render: a frame, its mask and a parameter row in, harmonized pixels out, to the encoder.
 
 Rendering is a pure function of (frame, mask, row): it never smooths and never runs a network.
+
+**Where the filters act.** Without colour management (``ProcessConfig.colorspace`` None) the filters act on
+the frame's code values scaled to [0, 1] (``level / 255``, ``level / 65535``, or a float frame's values as
+they are), as in Harmonizer. With colour management the frame ``x`` (in its colour space, e.g. scene-linear
+ACEScg) is converted to the analysis space, ``a = to_analysis(x)`` (the OCIO config's sRGB texture space, see
+:mod:`vidharm.io`), where the model and the statistics saw it; the filters act there, and only their
+*change* is converted back and blended in the input space::
+
+    out = x + mask * (from_analysis(f(a)) - from_analysis(a))
+
+So the OCIO round-trip error (about 3e-6) cancels instead of reaching the pixels, where the mask is 0 every
+value is kept exactly (scene-linear values above 1 and below 0 included), and a row of zero arguments gives
+back ``x`` itself (the filters' 1e-6 guards make them no exact identity, so that row is not filtered).
+Values of ``a`` outside [0, 1] follow the filters' extension rule
+(:func:`~vidharm.filters.apply_filters_unbounded`): the filters see ``clamp(a, 0, 1)`` and the excess is
+carried over unchanged, so highlights above the analysis white move with the graded white instead of
+clipping. A pixel whose change is not finite (NaN or inf in the input) is left as it is. Integer frames are
+rounded back to their own depth (uint16 stays 16-bit); float frames come back float32.
 """
 
 from __future__ import annotations
@@ -9,21 +27,38 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from vidharm.errors import InputError, UsageError
-from vidharm.filters import apply_filter_luts, build_filter_luts, composite
-from vidharm.io import SequenceWriter, VideoFrame, VideoWriter, is_sequence_pattern, prefetch
+from vidharm.filters import apply_filter_luts, build_filter_luts, carry_excess, composite
+from vidharm.io import (
+    ColorManagement,
+    SequenceWriter,
+    VideoFrame,
+    VideoWriter,
+    is_sequence_pattern,
+    open_color_management,
+    prefetch,
+)
 from vidharm.pipeline.analyze import frame_histogram, stats_from_histograms
-from vidharm.pipeline.inputs import ClipInput, iter_frames_and_masks
+from vidharm.pipeline.inputs import ClipInput, iter_frames_and_masks, own_alpha
 from vidharm.pipeline.methods import Method
 from vidharm.pipeline.params import ParamsTrack
 from vidharm.pipeline.segments import write_segment_info
-from vidharm.pipeline.settings import ProcessConfig, resolve_device
+from vidharm.pipeline.settings import ProcessConfig, color_management, resolve_device
 
-__all__ = ["render_frame", "render_video", "check_mix", "render_sequence", "render_output", "is_sequence_pattern"]
+__all__ = [
+    "render_frame",
+    "render_video",
+    "check_mix",
+    "render_sequence",
+    "render_output",
+    "is_sequence_pattern",
+    "track_color_management",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +81,49 @@ def check_mix(mix: float) -> float:
     return float(mix)
 
 
+def track_color_management(track: ParamsTrack, config: ProcessConfig) -> ColorManagement | None:
+    """The colour management to render ``track`` with: the one its analysis used.
+
+    A track records its analysis' colour handling in ``header["color"]`` (absent or None: none). With
+    ``config.colorspace`` unset the track's is used (its OCIO config as recorded, unless ``config.ocio`` is
+    set); with it set, it must name the track's colour space, since the statistics were measured there.
+
+    Raises:
+        UsageError: ``config.colorspace`` differs from the track's, or the track has none and it is set.
+        InputError: the recorded OCIO config is gone (pass ``--ocio``), or its colour space is not in it.
+    """
+    recorded = track.header.get("color") or None
+    given = color_management(config)
+    if recorded is None:
+        if given is not None:
+            raise UsageError(
+                f"--colorspace {config.colorspace}: the parameter file was analysed without colour management, "
+                "so its statistics are code values; render without --colorspace, or analyze again with it"
+            )
+        return None
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("colorspace"), str):
+        raise InputError(f"the parameter file's header.color {recorded!r} is not a colour record vidharm wrote")
+    if given is None:
+        color = open_color_management(recorded["colorspace"], config.ocio or recorded.get("config"))
+        if recorded.get("config_name") and color.config_name != recorded["config_name"]:
+            log.warning(
+                "the parameter file was analysed with OCIO config %s, this render uses %s (%s)",
+                recorded["config_name"],
+                color.config_name,
+                color.config,
+            )
+        return color
+    mine = (given.colorspace, given.analysis_space, given.config_name)
+    theirs = (recorded["colorspace"], recorded.get("analysis_space"), recorded.get("config_name"))
+    if mine != theirs:
+        raise UsageError(
+            f"--colorspace {config.colorspace}: the parameter file was analysed in colour space {theirs[0]!r} "
+            f"(analysis space {theirs[1]!r}, OCIO config {theirs[2]}), this render would use {mine[0]!r} "
+            f"({mine[1]!r}, {mine[2]}); render with the same --colorspace and --ocio, or without them"
+        )
+    return given
+
+
 def render_frame(
     image: np.ndarray,
     mask: np.ndarray,
@@ -56,36 +134,43 @@ def render_frame(
     method: Method = _FILTERS,
     *,
     exact: bool = False,
+    color: ColorManagement | None = None,
 ) -> np.ndarray:
     """Apply a parameter row to ``image`` and blend with ``mask``, at full resolution.
 
     Where the mask is 0 the result equals ``image`` exactly; elsewhere it is
     ``filtered * mask * mix + image * (1 - mask * mix)``, rounded to the image's integer levels: ``mix`` is
     the strength of the harmonization (``image + mix * (harmonized - image)``), 1 leaves the blend unchanged
-    and 0 returns ``image``.
+    and 0 returns ``image``. With ``color`` the filters act in the analysis space and their change is blended
+    in the frame's own space (see the module docstring); float frames keep every value, also outside [0, 1].
 
-    The six filters on a CPU run through per-frame lookup tables (:func:`~vidharm.filters.apply_filter_luts`,
-    one compiled pass, within one level of the torch arithmetic and tens of times faster); ``exact=True``, other
-    methods and other devices run the torch arithmetic (:func:`~vidharm.filters.apply_filters`).
+    The six filters on a CPU, on uint8/uint16 frames without colour management, run through per-frame lookup
+    tables (:func:`~vidharm.filters.apply_filter_luts`, one compiled pass, within one level of the torch
+    arithmetic and tens of times faster); ``exact=True``, other methods, other devices, float frames and
+    colour-managed frames run the torch arithmetic (:func:`~vidharm.filters.apply_filters`).
 
     Args:
-        image: (H, W, 3) RGB, uint8 or uint16 (native bit depth kept).
+        image: (H, W, 3) RGB: uint8 [0, 255] or uint16 [0, 65535] (native bit depth kept), or float32
+            (unbounded, e.g. scene-linear EXR values).
         mask: (H, W) float32 alpha in [0, 1].
         args: the row: 6 raw arguments in filter order (clamped to [-1, 1] by the filters), or the
             coefficients of ``method``'s colour transform.
-        stats: 4 global statistics (mean_r, mean_g, mean_b, contrast_pivot), or None/empty to measure them
-            on ``image`` (filters only).
-        device: where the arithmetic runs.
+        stats: 4 global statistics (mean_r, mean_g, mean_b, contrast_pivot) of the frame as analysis saw it,
+            or None/empty to measure them on ``image`` (filters only).
+        device: where the filter arithmetic runs (colour conversions run on the CPU).
         mix: strength in [0, 1]; scales the mask.
         method: how the row is applied (:class:`~vidharm.pipeline.methods.Method`); the six filters by default.
         exact: use the torch arithmetic even where the lookup tables apply (the reference path: ``vidharm
             image`` and parity checks).
+        color: the frame's colour management (:func:`~vidharm.pipeline.settings.color_management`), or None
+            for code values as they are.
 
     Returns:
         (H, W, 3) array of ``image``'s dtype.
 
     Raises:
         UsageError: ``mix`` is not a number in [0, 1].
+        InputError: ``image`` is neither uint8, uint16 nor float.
 
     Example:
         >>> im = np.full((4, 4, 3), 100, np.uint8); m = np.zeros((4, 4), np.float32); m[:2] = 1
@@ -96,17 +181,26 @@ def render_frame(
         121
         >>> int(render_frame(im, m, [0, 0.3, 0, 0, 0, 0], exact=True)[0, 0, 0])
         143
+        >>> hdr = np.full((4, 4, 3), 4.0, np.float32)  # scene-linear, above the analysis white
+        >>> out = render_frame(hdr, m, [0, -0.3, 0, 0, 0, 0])
+        >>> float(out[0, 0, 0]) < 4.0, float(out[3, 3, 0])
+        (True, 4.0)
     """
     check_mix(mix)
+    if image.dtype not in (np.uint8, np.uint16) and image.dtype.kind != "f":
+        raise InputError(f"image: expected an RGB frame of uint8, uint16 or float32, got {image.dtype}")
     if mix != 1.0:
         mask = np.asarray(mask, dtype=np.float32) * np.float32(mix)
+    if color is not None and color.is_identity:
+        color = None  # the input is the analysis space: the code-value paths below are exactly right
+    if image.dtype.kind == "f" or color is not None:
+        return _render_unbounded(image, mask, args, stats, device, method, color)
     if not exact and method.kind == "filters" and torch.device(device).type == "cpu":
-        depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}.get(np.dtype(image.dtype))
-        if depth is not None:
-            if not stats:
-                hist = torch.from_numpy(frame_histogram(image))[None]
-                stats = stats_from_histograms(hist, torch.tensor([list(args)], dtype=torch.float64))[0].tolist()
-            return apply_filter_luts(image, build_filter_luts(args, stats, depth), mask)
+        depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}[np.dtype(image.dtype)]
+        if not stats:
+            hist = torch.from_numpy(frame_histogram(image))[None]
+            stats = stats_from_histograms(hist, torch.tensor([list(args)], dtype=torch.float64))[0].tolist()
+        return apply_filter_luts(image, build_filter_luts(args, stats, depth), mask)
     scale = float(np.iinfo(image.dtype).max)
     x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float().div(scale)
     m = torch.from_numpy(np.ascontiguousarray(mask, dtype=np.float32)).to(device)[None, None]
@@ -117,6 +211,71 @@ def render_frame(
         levels = out[0].permute(1, 2, 0).mul(scale).round_().clamp_(0, scale).cpu().numpy().astype(image.dtype)
     # composite() keeps the background exactly; this makes it independent of float rounding all the same.
     return np.where((mask == 0)[..., None], image, levels)
+
+
+def _render_unbounded(
+    image: np.ndarray,
+    mask: np.ndarray,
+    args: Sequence[float],
+    stats: Sequence[float] | None,
+    device: torch.device | str,
+    method: Method,
+    color: ColorManagement | None,
+) -> np.ndarray:
+    """Float frames and colour-managed frames: ``x + mask * (from(f(a)) - from(a))``, ``a = to(x)``."""
+    if method.kind == "filters" and all(min(max(float(v), -1.0), 1.0) == 0.0 for v in args):
+        # No harmonization. The filters' 1e-6 guards (brightness 1 / (1 + 1e-6) at amount 0) are no exact
+        # identity, and converting back to a log or wide-gamut space can magnify such a change for colours far
+        # outside the analysis gamut; zero arguments give back the frame itself.
+        return image.copy()
+    integer = image.dtype.kind in "ui"
+    scale = np.float32(np.iinfo(image.dtype).max) if integer else np.float32(1)
+    x = image.astype(np.float32) / scale if integer else np.ascontiguousarray(image, dtype=np.float32)
+    m = np.clip(np.asarray(mask, dtype=np.float32), 0, 1)
+    # Given the statistics the filters act on each pixel alone: only the foreground's pixels are converted and
+    # filtered, as an (N, 1) image (the same numbers as the whole frame's, at the foreground's cost).
+    gather = method.kind == "filters" and bool(stats)
+    where: Any = np.nonzero(m > 0) if gather else None
+    pixels, weight = (x[where][:, None, :], m[where][:, None]) if gather else (x, m)
+    out = x.copy() if gather else x
+    if pixels.size:
+        delta = _filter_change(pixels, args, stats, device, method, color)
+        with np.errstate(invalid="ignore", over="ignore"):
+            changed = pixels + weight[..., None] * delta
+        # A pixel with NaN or inf (in the input, in the analysis space or in its change) keeps its value.
+        finite = np.isfinite(pixels).all(axis=-1, keepdims=True) & np.isfinite(delta).all(axis=-1, keepdims=True)
+        changed = np.where(finite & (weight > 0)[..., None], changed, pixels)
+        if gather:
+            out[where] = changed[:, 0, :]
+        else:
+            out = changed
+    if not integer:
+        return out.astype(image.dtype, copy=False)
+    levels = np.clip(np.rint(out * scale), 0, scale).astype(image.dtype)
+    return np.where((m == 0)[..., None], image, levels)
+
+
+def _filter_change(
+    pixels: np.ndarray,
+    args: Sequence[float],
+    stats: Sequence[float] | None,
+    device: torch.device | str,
+    method: Method,
+    color: ColorManagement | None,
+) -> np.ndarray:
+    """``from(f(a)) - from(a)`` for ``a = to(pixels)``, (H, W, 3) float32; f is extended beyond [0, 1]."""
+    a = color.to_analysis(pixels) if color is not None else pixels
+    # The filters see finite values only (NaN and inf pixels keep their input: their change is not finite).
+    t = torch.from_numpy(np.nan_to_num(a, nan=0.0, posinf=1.0, neginf=0.0)).to(device).permute(2, 0, 1)[None]
+    row = torch.tensor([list(args)], dtype=torch.float32, device=device)
+    s = torch.tensor([list(stats)], dtype=torch.float32, device=device) if stats else None
+    with torch.inference_mode():
+        filtered = carry_excess(method.apply(t.clamp(0, 1), row, s), t)
+        g = np.ascontiguousarray(filtered[0].permute(1, 2, 0).cpu().numpy(), dtype=np.float32)
+    delta = g - a if color is None else color.from_analysis(g) - color.from_analysis(a)
+    # OCIO may map NaN to a number on the way back: the change of a pixel that was not finite is not one.
+    delta[~np.isfinite(a).all(axis=-1)] = np.nan
+    return delta
 
 
 def render_video(
@@ -150,6 +309,7 @@ def render_video(
     rows = [track.row(f) for f in inp.frames]
     method = track.method
     device = resolve_device(config.device)
+    color = track_color_management(track, config)
     whole = inp.frames == range(inp.num_frames)
     with VideoWriter(
         output,
@@ -165,8 +325,9 @@ def render_video(
             decoded = prefetch(iter_frames_and_masks(inp, config.decoder), maxsize=_QUEUE_FRAMES)
             for row, (frame, pts, image, mask) in zip(rows, decoded, strict=False):
                 args, stats = row.applied()
-                pixels = render_frame(image, mask, args, stats, device, mix, method, exact=exact)
-                yield VideoFrame(index=frame, pts=pts, time_base=inp.info.time_base, image=pixels)
+                pixels = render_frame(image, mask, args, stats, device, mix, method, exact=exact, color=color)
+                alpha = own_alpha(inp, mask, pixels)  # a clip that is its own mask keeps its alpha
+                yield VideoFrame(index=frame, pts=pts, time_base=inp.info.time_base, image=pixels, alpha=alpha)
 
         written = 0
         # Encoding stays in this thread: x264 runs its own threads, and the writer is not shared.
@@ -226,7 +387,8 @@ def render_sequence(
     """
     check_mix(mix)
     _check_track_size(inp, track)
-    writer = SequenceWriter(pattern, force=force)
+    color = track_color_management(track, config)
+    writer = SequenceWriter(pattern, force=force, like=inp.info)
     todo = writer.pending(inp.frames)
     rows = {f: track.row(f) for f in todo}
     if on_frame is not None and len(todo) < len(inp.frames):
@@ -243,7 +405,9 @@ def render_sequence(
         if row is None:
             continue
         args, stats = row.applied()
-        writer.write(frame, render_frame(image, mask, args, stats, device, mix, method, exact=exact))
+        pixels = render_frame(image, mask, args, stats, device, mix, method, exact=exact, color=color)
+        alpha = own_alpha(inp, mask, pixels)  # a clip that is its own mask keeps its alpha
+        writer.write(frame, pixels if alpha is None else np.dstack([pixels, alpha]))
         written.append(frame)
         if on_frame is not None:
             on_frame(1)
