@@ -1112,10 +1112,28 @@ def _terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``, letting the optional clip/masks positionals come after options.
+
+    argparse fills optional positionals (``nargs="?"``) only from the words before the first option, so in
+    ``process clip.mp4 -o out.mp4 masks/`` the masks would be left over; give them to the first empty slot.
+    """
+    args, extra = parser.parse_known_args(argv)
+    for word in list(extra):
+        slot = next((name for name in ("clip", "masks") if hasattr(args, name) and getattr(args, name) is None), None)
+        if slot is None or word.startswith("-"):
+            break
+        setattr(args, slot, Path(word))
+        extra.remove(word)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     global _OPENJD_PROGRESS
     _OPENJD_PROGRESS = bool(args.openjd_progress) or os.environ.get("VIDHARM_OPENJD_PROGRESS", "") not in ("", "0")
     # Warnings go to this run's stderr, whatever handlers the host process (a test runner, a farm wrapper) has.
