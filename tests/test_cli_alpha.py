@@ -18,16 +18,6 @@ from vidharm.io._synth import write_test_clip
 
 FRAMES, WIDTH, HEIGHT = 6, 64, 48
 
-# The writer keeps alpha (tests/io/test_alpha.py); the render loop must hand it the decoded alpha, and
-# ProcessConfig.codec must default to None (chosen from the source). Strict: passing them fails too, to remind
-# whoever wires that to drop these markers.
-NEEDS_PIPELINE_ALPHA = pytest.mark.xfail(
-    strict=True, reason="pipeline render does not yet pass the decoded alpha to VideoWriter (io helper's report)"
-)
-NEEDS_AUTO_CODEC = pytest.mark.xfail(
-    strict=True, reason="ProcessConfig.codec still defaults to libx264 instead of None = from the source"
-)
-
 
 def _need(codec: str) -> None:
     try:
@@ -76,14 +66,12 @@ def _check_alpha_kept(src: Path, out: Path) -> None:
         assert np.abs(a.alpha.astype(np.int64) - b.alpha.astype(np.int64)).max() <= 2 * 64 + 32
 
 
-@NEEDS_PIPELINE_ALPHA
 def test_process_keeps_the_alpha_of_a_prores_4444_clip(tmp_path: Path) -> None:
     src, masks, out = _alpha_source(tmp_path), _masks(tmp_path / "masks"), tmp_path / "out.mov"
     assert main(["process", str(src), str(masks), "-o", str(out), "--codec", "prores_ks", "-q"]) == 0
     _check_alpha_kept(src, out)
 
 
-@NEEDS_AUTO_CODEC
 def test_process_without_a_codec_picks_prores_4444_for_an_alpha_mov(tmp_path: Path) -> None:
     src, masks, out = _alpha_source(tmp_path), _masks(tmp_path / "masks"), tmp_path / "out.mov"
     assert main(["process", str(src), str(masks), "-o", str(out), "-q"]) == 0
@@ -112,3 +100,48 @@ def test_process_keeps_ten_bit_prores_422_hq(tmp_path: Path) -> None:
         ideal = _ramp(frame.index)[24:, :, 1].astype(np.float64) / 64
         assert np.abs(got - ideal).mean() < 0.6
         assert np.median([len(np.unique(np.round(row))) for row in got]) >= 45
+
+
+def _rgba_png_sequence(folder: Path) -> list[np.ndarray]:
+    """RGBA PNGs shot.1001.png ...: a grey ramp, opaque in a moving square, half transparent beside it."""
+    folder.mkdir()
+    alphas = []
+    for i in range(FRAMES):
+        rgba = np.zeros((HEIGHT, WIDTH, 4), np.uint8)
+        rgba[..., :3] = np.linspace(40, 200, WIDTH, dtype=np.uint8)[None, :, None]
+        rgba[4:20, 4 + i : 20 + i, 3] = 255
+        rgba[4:20, 20 + i : 28 + i, 3] = 128
+        assert cv2.imwrite(str(folder / f"shot.{1001 + i}.png"), cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGRA))
+        alphas.append(rgba[..., 3])
+    return alphas
+
+
+def test_png_sequence_with_mask_from_alpha_to_a_mov(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: render_video gave every clip as the audio source, so an image sequence rendered to a video
+    failed with "no such file" (the pattern is no file); it keeps its alpha in ProRes 4444 now."""
+    _need("prores_ks")
+    alphas = _rgba_png_sequence(tmp_path / "seq")
+    out = tmp_path / "out.mov"
+    code = main(["process", str(tmp_path / "seq" / "shot.%04d.png"), "--mask-from-alpha", "-o", str(out), "-q"])
+    assert code == 0, capsys.readouterr().err
+    info = probe_video(out)
+    assert (info.codec, info.profile, info.has_alpha, info.has_audio) == ("prores", "4444", True, False)
+    frames = list(read_frames(out, alpha=True))
+    assert len(frames) == FRAMES
+    for frame, alpha in zip(frames, alphas, strict=True):
+        assert frame.alpha is not None
+        # 8-bit alpha through ProRes 4444's 16-bit decode: within a 10-bit code of the source level.
+        np.testing.assert_allclose(frame.alpha / 65535, alpha / 255, atol=2 / 1023)
+
+
+def test_qc_proxy_of_an_alpha_clip_writes_no_alpha_warning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src, masks = _alpha_source(tmp_path), _masks(tmp_path / "masks")
+    params, out = tmp_path / "p.json", tmp_path / "out.mov"
+    assert main(["process", str(src), str(masks), "-o", str(out), "--params-out", str(params), "-q"]) == 0
+    capsys.readouterr()
+    proxy = tmp_path / "proxy.mp4"
+    code = main(["qc", str(params), "--clip", str(src), "--masks", str(masks), "--proxy", str(proxy), "-q"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "WARNING" not in err
+    assert not probe_video(proxy).has_alpha

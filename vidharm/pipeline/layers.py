@@ -369,6 +369,8 @@ def render_layers(
                     preset=config.preset,
                     pix_fmt=config.pix_fmt,
                     audio_from=inp.clip if whole and inp.info.has_audio else None,
+                    frames=None if whole else (inp.frames[0], inp.frames[-1]),
+                    alpha=False,  # the composite is opaque, whatever the plate carries
                 )
             )
         elem_video = None

@@ -19,13 +19,13 @@ from vidharm.filters import FILTER_NAMES, NUM_ARGS, measure_filter_stats
 from vidharm.io import atomic_path, is_sequence_pattern, parse_sequence_pattern, read_image, write_image
 from vidharm.masks import MaskFolder, PropagatedMasks, fit_mask, to_alpha, write_masks
 from vidharm.models import get_model_config
-from vidharm.pipeline.analyze import analyze, load_model, to_model_input
+from vidharm.pipeline.analyze import analysis_frame, analyze, load_model, to_model_input
 from vidharm.pipeline.inputs import ClipInput, open_clip, open_layers
 from vidharm.pipeline.layers import render_layers
 from vidharm.pipeline.methods import Method, method_for_model
 from vidharm.pipeline.params import ParamsTrack, write_params
 from vidharm.pipeline.render import check_mix, render_frame, render_output
-from vidharm.pipeline.settings import ProcessConfig, resolve_device
+from vidharm.pipeline.settings import ProcessConfig, color_management, resolve_device
 from vidharm.pipeline.smooth import smooth
 
 __all__ = ["process_video", "process_layers", "harmonize_image", "check_output_path", "config_path_for"]
@@ -223,11 +223,18 @@ def harmonize_image(
     (the demo truncates) and the native bit depth is kept. With ``args`` given, no network runs: those six
     filter arguments are applied instead (so a still can be tuned by hand).
 
+    With colour management (``config.colorspace``, e.g. an ACEScg EXR) the network and the statistics see the
+    image in the analysis space and only the filters' change comes back to the image's space, exactly as
+    :func:`~vidharm.pipeline.render.render_frame` renders video frames: the background is kept bit for bit and
+    scene-linear values above 1 are carried. Float images without it are taken as code values (the network
+    and the statistics see them clipped to [0, 1]; the filters extend beyond, see ``render_frame``).
+
     Args:
-        composite: RGB image (8 or 16 bit).
+        composite: RGB image: 8- or 16-bit PNG/TIFF/JPEG/DPX, or float (half/float EXR, float TIFF; unbounded).
         mask: foreground mask image, same size or same aspect.
-        output: where to write (PNG, TIFF or JPEG by extension; atomically), or None to only predict.
-        config: model, weights, transfer and device.
+        output: where to write (by extension, atomically: PNG/TIFF/JPEG/DPX for integer images, EXR or TIFF for
+            float ones, which come back float32), or None to only predict.
+        config: model, weights, transfer, device, and ``colorspace``/``ocio`` for colour management.
         args: six raw filter arguments to apply instead of predicting, or None.
         mix: harmonization strength in [0, 1].
 
@@ -236,8 +243,20 @@ def harmonize_image(
         transform's coefficients for image models.
 
     Raises:
-        UsageError: ``args`` not six finite numbers, ``args`` with an image model, ``mix`` outside [0, 1].
+        UsageError: ``args`` not six finite numbers, ``args`` with an image model, ``mix`` outside [0, 1], an
+            unknown colour space, a float image to a PNG/JPEG output.
         VidharmError: unreadable inputs, mismatched aspect, model or output problems.
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> image = np.full((8, 8, 3), 0.25, np.float32); image[0, 0] = 4.0  # scene-linear, one highlight
+        >>> write_image(folder / "comp.exr", image); write_image(folder / "mask.png", np.full((8, 8), 255, np.uint8))
+        >>> row = harmonize_image(folder / "comp.exr", folder / "mask.png", folder / "out.exr",
+        ...                       ProcessConfig(colorspace="ACEScg"), args=[0, -0.2, 0, 0, 0, 0])
+        >>> out = read_image(folder / "out.exr")  # darker, and the highlight moves with the white, unclipped
+        >>> out.dtype.name, bool(out[1, 1, 0] < 0.25), bool(1.0 < out[0, 0, 0] < 4.0)
+        ('float32', True, True)
     """
     check_mix(mix)
     if output is not None:
@@ -246,10 +265,12 @@ def harmonize_image(
     if image.ndim != 3:
         raise InputError(f"{composite}: expected an RGB image, got a single-channel one")
     alpha = fit_mask(to_alpha(read_image(mask, keep_alpha=True), str(mask)), image.shape[1], image.shape[0], str(mask))
+    color = color_management(config)
+    seen = analysis_frame(image, color)  # the image as the model and the statistics see it: uint8 or uint16
     device = resolve_device(config.device)
     method = method_for_model(config.model, config.transfer) if args is None else Method("filters")
-    scale = float(np.iinfo(image.dtype).max)
-    x = torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float().div(scale)
+    scale = float(np.iinfo(seen.dtype).max)
+    x = torch.from_numpy(np.ascontiguousarray(seen)).to(device).permute(2, 0, 1)[None].float().div(scale)
     stats: list[float] | None = None
     with torch.inference_mode():
         if args is not None:
@@ -261,11 +282,11 @@ def harmonize_image(
             # The reference path: the model resizes the full-resolution tensor itself.
             row = load_model(config, device)(x, torch.from_numpy(alpha).to(device)[None, None]).float()
         else:
-            small, small_mask = to_model_input(image, alpha, get_model_config(config.model).input_size, device)
+            small, small_mask = to_model_input(seen, alpha, get_model_config(config.model).input_size, device)
             row = method.predict(load_model(config, device), small, small_mask)
         if method.kind == "filters":
             stats = measure_filter_stats(x, row)[0].tolist()
     raw = row[0].tolist()
     if output is not None:
-        write_image(output, render_frame(image, alpha, raw, stats, device, mix, method, exact=True))
+        write_image(output, render_frame(image, alpha, raw, stats, device, mix, method, exact=True, color=color))
     return dict(zip(method.arg_names, raw, strict=True))

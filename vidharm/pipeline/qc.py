@@ -25,7 +25,8 @@ from vidharm.filters import FILTER_NAMES
 from vidharm.io import VideoFrame, VideoWriter, prefetch
 from vidharm.pipeline.inputs import ClipInput, iter_frames_and_masks
 from vidharm.pipeline.params import ParamsTrack
-from vidharm.pipeline.render import check_mix, render_frame
+from vidharm.pipeline.render import check_mix, render_frame, track_color_management
+from vidharm.pipeline.settings import ProcessConfig
 from vidharm.temporal import detect_scene_cuts
 
 __all__ = [
@@ -264,7 +265,9 @@ def write_proxy(
 
     Each frame and its mask are downscaled first and rendered at the small size with the row's stored
     statistics (global, so valid at any size): the right half matches a downscaled full render to within
-    the resampling, at a fraction of the cost. 8-bit output with the source's timing and audio.
+    the resampling, at a fraction of the cost. 8-bit opaque output with the source's timing and audio (float
+    frames show their code values clipped to [0, 1]); a colour-managed track is applied with the colour
+    management its analysis recorded, as render applies it.
 
     Args:
         inp: the checked clip and masks.
@@ -284,7 +287,8 @@ def write_proxy(
 
     Raises:
         UsageError: a bad ``max_width`` or ``mix``.
-        InputError: the track lacks a row for a frame or was made for another clip size.
+        InputError: the track lacks a row for a frame or was made for another clip size, or its recorded OCIO
+            config is gone.
         VidharmError: decode, mask or encode failures.
     """
     if isinstance(max_width, bool) or not isinstance(max_width, int) or max_width < 4:
@@ -298,20 +302,25 @@ def write_proxy(
         )
     rows = [track.row(f) for f in inp.frames]
     method = track.method
+    color = track_color_management(track, ProcessConfig())  # the analysis' own, as render uses it
     scale = min(1.0, max_width / (2 * info.width))
     width, height = _even(info.width * scale), _even(info.height * scale)
-    like = dataclasses.replace(info, width=2 * width, height=height, bit_depth=8, pix_fmt="yuv420p")
+    # An 8-bit opaque proxy: the source's depth, alpha and profile are not the proxy's business.
+    like = dataclasses.replace(info, width=2 * width, height=height, bit_depth=8, pix_fmt="yuv420p", has_alpha=False)
     out = Path(output)
     whole = inp.frames == range(inp.num_frames)
-    with VideoWriter(out, like, codec=codec, crf=crf, preset=preset, audio_from=inp.clip if whole else None) as writer:
+    audio = inp.clip if whole and info.has_audio else None  # an image sequence has no audio (and is no file)
+    with VideoWriter(out, like, codec=codec, crf=crf, preset=preset, audio_from=audio) as writer:
         stream = prefetch(iter_frames_and_masks(inp, decoder), maxsize=4)
         for row, (frame, pts, image, mask) in zip(rows, stream, strict=False):
             small = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
             small_mask = np.clip(cv2.resize(mask, (width, height), interpolation=cv2.INTER_AREA), 0.0, 1.0)
             args, stats = row.applied()
-            after = render_frame(small, small_mask, args, stats, "cpu", mix, method)
+            after = render_frame(small, small_mask, args, stats, "cpu", mix, method, color=color)
             pair = np.concatenate([small, after], axis=1)
-            if pair.dtype != np.uint8:
+            if pair.dtype.kind == "f":  # float frames show their code values in [0, 1]
+                pair = np.round(np.clip(np.nan_to_num(pair), 0.0, 1.0) * 255.0).astype(np.uint8)
+            elif pair.dtype != np.uint8:
                 pair = np.round(pair / 257.0).astype(np.uint8)
             if labels:
                 pair = np.ascontiguousarray(pair)

@@ -44,7 +44,7 @@ from vidharm.io import (
     prefetch,
 )
 from vidharm.pipeline.analyze import frame_histogram, stats_from_histograms
-from vidharm.pipeline.inputs import ClipInput, iter_frames_and_masks, own_alpha
+from vidharm.pipeline.inputs import ClipInput, iter_frames_masks_alpha
 from vidharm.pipeline.methods import Method
 from vidharm.pipeline.params import ParamsTrack
 from vidharm.pipeline.segments import write_segment_info
@@ -295,6 +295,12 @@ def render_video(
     :func:`render_frame`). Decoding, rendering and encoding run in three threads joined by queues of four
     frames, so a 1080p render holds about a dozen frames in memory whatever the clip's length.
 
+    The encoder is ``config.codec``, or with None the one :class:`~vidharm.io.VideoWriter` picks from the
+    source (a ProRes master stays ProRes, a clip with alpha gets ProRes 4444 in .mov or ffv1 in .mkv, else
+    libx264). A clip with an alpha channel keeps it, as decoded, where the codec can store it (whatever the
+    masks; a warning names the codecs that can where it cannot). The whole clip gets the source's audio (if it
+    has any); a part of it (a farm segment, ``--frames``) gets none, and its timecode starts at its first frame.
+
     Raises:
         InputError: the track has no row for a frame, or was made for a clip of another size.
         UsageError: ``mix`` is outside [0, 1].
@@ -318,15 +324,17 @@ def render_video(
         crf=config.crf,
         preset=config.preset,
         pix_fmt=config.pix_fmt,
-        audio_from=inp.clip if whole else None,
+        # An image sequence has no audio, and is no file VideoWriter could read any from.
+        audio_from=inp.clip if whole and inp.info.has_audio else None,
+        # A part of the clip: its timecode starts at the first frame rendered.
+        frames=None if whole else (inp.frames[0], inp.frames[-1]),
     ) as writer:
 
         def rendered() -> Iterator[VideoFrame]:
-            decoded = prefetch(iter_frames_and_masks(inp, config.decoder), maxsize=_QUEUE_FRAMES)
-            for row, (frame, pts, image, mask) in zip(rows, decoded, strict=False):
+            decoded = prefetch(iter_frames_masks_alpha(inp, config.decoder), maxsize=_QUEUE_FRAMES)
+            for row, (frame, pts, image, mask, alpha) in zip(rows, decoded, strict=False):
                 args, stats = row.applied()
                 pixels = render_frame(image, mask, args, stats, device, mix, method, exact=exact, color=color)
-                alpha = own_alpha(inp, mask, pixels)  # a clip that is its own mask keeps its alpha
                 yield VideoFrame(index=frame, pts=pts, time_base=inp.info.time_base, image=pixels, alpha=alpha)
 
         written = 0
@@ -370,7 +378,8 @@ def render_sequence(
         inp: the checked clip and masks; ``inp.frames`` are the frames to render.
         track: the parameters (rows for every frame of ``inp.frames``).
         pattern: ``out/frame.%05d.png``, ``out/frame.####.exr`` ... (see :class:`~vidharm.io.SequenceWriter`);
-            PNG/TIFF keep the frame's bit depth (8 or 16), EXR holds float32 code values in [0, 1].
+            PNG/TIFF keep the frame's bit depth (8 or 16), EXR holds float32 code values in [0, 1]. A clip with
+            an alpha channel keeps it as a fourth channel (not in JPEG, which has none: a warning says so).
         config: device and decoder.
         on_frame: called with the number of frames done (skipped ones included), for progress.
         mix: strength in [0, 1] (see :func:`render_frame`).
@@ -400,14 +409,16 @@ def render_sequence(
     method = track.method
     device = resolve_device(config.device)
     written: list[int] = []
-    for frame, _pts, image, mask in prefetch(iter_frames_and_masks(span, config.decoder), maxsize=4):
+    keeps_alpha = writer.pattern.extension not in (".jpg", ".jpeg")
+    if inp.info.has_alpha and inp.foreground is None and not keeps_alpha:
+        log.warning("%s: JPEG has no alpha channel; the clip's alpha is not written (use .png, .tif or .exr)", pattern)
+    for frame, _pts, image, mask, alpha in prefetch(iter_frames_masks_alpha(span, config.decoder), maxsize=4):
         row = rows.get(frame)
         if row is None:
             continue
         args, stats = row.applied()
         pixels = render_frame(image, mask, args, stats, device, mix, method, exact=exact, color=color)
-        alpha = own_alpha(inp, mask, pixels)  # a clip that is its own mask keeps its alpha
-        writer.write(frame, pixels if alpha is None else np.dstack([pixels, alpha]))
+        writer.write(frame, pixels, alpha=alpha if keeps_alpha else None)
         written.append(frame)
         if on_frame is not None:
             on_frame(1)

@@ -30,7 +30,9 @@ class ProcessConfig:
             rows in between; 1 analyses every frame.
         smoothing: ``ema`` (causal), ``zero_lag`` (forward-backward, whole clip known) or ``off``.
         half_life_s: smoothing half-life in seconds; 0 disables smoothing.
-        codec: output video encoder (``libx264``, ``libx265``, ``ffv1``, ``libx264rgb``, ``prores_ks`` ...).
+        codec: output video encoder (``libx264``, ``libx265``, ``ffv1``, ``libx264rgb``, ``prores_ks`` ...); None
+            chooses from the source (:class:`~vidharm.io.VideoWriter`): a ProRes or DNxHR master keeps its codec
+            and profile, a clip with alpha gets ProRes 4444 in .mov or ffv1 in .mkv, anything else libx264.
         crf: constant rate factor for codecs that take one (0 with libx264 is lossless).
         preset: encoder speed preset for codecs that take one.
         pix_fmt: output pixel format; empty picks one suited to the codec and the source.
@@ -52,7 +54,7 @@ class ProcessConfig:
     analyze_stride: int = 1
     smoothing: str = "ema"
     half_life_s: float = DEFAULT_HALF_LIFE_S
-    codec: str = "libx264"
+    codec: str | None = None
     crf: int = 18
     preset: str = "medium"
     pix_fmt: str | None = None
