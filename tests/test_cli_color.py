@@ -38,10 +38,11 @@ def _read_exr(path: Path) -> np.ndarray:
     return np.asarray(oiio.ImageBuf(str(path)).get_pixels(oiio.FLOAT))
 
 
-def _masks(folder: Path, count: int) -> Path:
+def _masks(folder: Path, count: int, first: int = 0) -> Path:
+    """Masks numbered like the clip's frames: from ``first`` (a sequence's first file number, 0 for a video)."""
     folder.mkdir()
     for i in range(count):
-        cv2.imwrite(str(folder / f"{i:05d}.png"), _box().astype(np.uint8) * 255)
+        cv2.imwrite(str(folder / f"{first + i:05d}.png"), _box().astype(np.uint8) * 255)
     return folder
 
 
@@ -57,7 +58,7 @@ def exr_shot(tmp_path: Path) -> tuple[Path, Path, list[np.ndarray]]:
         image[12, 12] = [-0.02, 16.0, 0.25]  # foreground, outside [0, 1]
         _write_exr(tmp_path / "plate" / f"shot.{f:04d}.exr", image)
         frames.append(image)
-    return tmp_path / "plate" / "shot.%04d.exr", _masks(tmp_path / "masks", 3), frames
+    return tmp_path / "plate" / "shot.%04d.exr", _masks(tmp_path / "masks", 3, 1001), frames
 
 
 def test_process_exr_sequence_in_acescg(tmp_path: Path, exr_shot: tuple[Path, Path, list[np.ndarray]]) -> None:
@@ -146,7 +147,7 @@ def test_export_lut_of_a_colour_managed_sidecar_names_the_ocio_wrap(
     plate, masks, _ = exr_shot
     params = tmp_path / "params.json"
     assert main(["analyze", str(plate), str(masks), "-o", str(params), "--colorspace", "ACEScg", "-q"]) == 0
-    frame = json.loads(params.read_text())["frames"][0]["frame"]
+    frame = 1001 + json.loads(params.read_text())["frames"][0]["frame"]  # --frame takes source numbers
     cube = tmp_path / "f.cube"
     code = main(
         ["export", "lut", str(plate), str(masks), "--params", str(params), "--frame", str(frame), "-o", str(cube)]

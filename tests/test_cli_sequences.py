@@ -18,12 +18,13 @@ SIZE = (24, 32)
 BOX = (slice(6, 18), slice(8, 24))
 
 
-def _masks(folder: Path, n: int) -> Path:
+def _masks(folder: Path, n: int, first: int = 0) -> Path:
+    """Masks numbered like the clip's frames: from ``first`` (a sequence's first file number, 0 for a video)."""
     folder.mkdir()
     for i in range(n):
         mask = np.zeros(SIZE, np.uint8)
         mask[BOX] = 255
-        write_image(folder / f"{i:05d}.png", mask)
+        write_image(folder / f"{first + i:05d}.png", mask)
     return folder
 
 
@@ -67,7 +68,7 @@ def test_png16_sequence_in_and_out_keeps_depth_numbering_and_background(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     plate = _png16_plate(tmp_path / "plate", 1001, 4)
-    masks = _masks(tmp_path / "masks", 4)
+    masks = _masks(tmp_path / "masks", 4, 1001)
     (tmp_path / "out").mkdir()
     out = tmp_path / "out" / "comp.####.png"
     params = tmp_path / "p.json"
@@ -87,7 +88,7 @@ def test_png16_sequence_in_and_out_keeps_depth_numbering_and_background(
 
 def test_without_fps_the_default_is_stated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _png16_plate(tmp_path / "plate", 7, 2)
-    masks = _masks(tmp_path / "masks", 2)
+    masks = _masks(tmp_path / "masks", 2, 7)
     params = tmp_path / "p.json"
     out = tmp_path / "o.%04d.png"
     assert main(["process", str(tmp_path / "plate" / "plate.%04d.png"), str(masks), "-o", str(out),
@@ -99,7 +100,7 @@ def test_without_fps_the_default_is_stated(tmp_path: Path, capsys: pytest.Captur
 
 def test_exr_sequence_end_to_end_keeps_header_and_values(tmp_path: Path) -> None:
     plate = _exr_plate(tmp_path / "plate", 1001, 3)
-    masks = _masks(tmp_path / "masks", 3)
+    masks = _masks(tmp_path / "masks", 3, 1001)
     argv = ["process", str(tmp_path / "plate" / "plate.%04d.exr"), str(masks), "-o", str(tmp_path / "out.####.exr")]
     assert main([*argv, "--fps", "24", "-q"]) == 0
     for n, source in zip(range(1001, 1004), plate, strict=True):
@@ -114,12 +115,13 @@ def test_exr_sequence_end_to_end_keeps_header_and_values(tmp_path: Path) -> None
 
 def test_analyze_smooth_render_a_chunk_writes_the_source_numbers(tmp_path: Path) -> None:
     _png16_plate(tmp_path / "plate", 1001, 4)
-    masks = _masks(tmp_path / "masks", 4)
+    masks = _masks(tmp_path / "masks", 4, 1001)
     clip = str(tmp_path / "plate" / "plate.%04d.png")
     assert main(["analyze", clip, str(masks), "-o", str(tmp_path / "work"), "--fps", "25", "-q"]) == 0
     assert main(["smooth", str(tmp_path / "work"), "-o", str(tmp_path / "p.json")]) == 0
     out = tmp_path / "seq" / "c.%04d.png"
-    assert main(["render", clip, str(masks), str(tmp_path / "p.json"), "-o", str(out), "--frames", "1-2", "-q"]) == 0
+    argv = ["render", clip, str(masks), str(tmp_path / "p.json"), "-o", str(out), "--frames", "1002-1003", "-q"]
+    assert main(argv) == 0  # --frames takes the source's numbers
     assert sorted(p.name for p in (tmp_path / "seq").iterdir()) == ["c.1002.png", "c.1003.png"]
 
 
@@ -127,7 +129,7 @@ def test_gaps_are_refused_before_anything_is_written(tmp_path: Path, capsys: pyt
     _png16_plate(tmp_path / "plate", 1001, 6)
     (tmp_path / "plate" / "plate.1003.png").unlink()
     (tmp_path / "plate" / "plate.1004.png").unlink()
-    masks = _masks(tmp_path / "masks", 6)
+    masks = _masks(tmp_path / "masks", 6, 1001)
     (tmp_path / "out").mkdir()
     argv = [
         "process",
@@ -145,7 +147,7 @@ def test_gaps_are_refused_before_anything_is_written(tmp_path: Path, capsys: pyt
 def test_mixed_resolution_is_refused_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _png16_plate(tmp_path / "plate", 1, 3)
     write_image(tmp_path / "plate" / "plate.0002.png", np.zeros((12, 16, 3), np.uint16))
-    masks = _masks(tmp_path / "masks", 3)
+    masks = _masks(tmp_path / "masks", 3, 1)
     (tmp_path / "out").mkdir()
     argv = [
         "process",

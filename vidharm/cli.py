@@ -36,9 +36,11 @@ examples:
   vidharm process clip.mp4 masks/ --stats-mask bars.png -o out.mp4 (measure the background only where white)
   vidharm process --fg elem.%04d.png --bg plate.mov -o comp.mov --write-fg graded.%04d.png
 
-masks: a folder of numbered images (00012.png is frame 12, counting the clip's frames from 0; 8/16-bit,
-soft edges are alpha) or a mask video of the same length. Masks of another size but the same aspect are
-resized. Only the foreground changes: where a mask is 0 the output pixels are the decoded input's.
+masks: a folder of numbered images (8/16-bit, soft edges are alpha) or a mask video of the same length.
+Mask files carry the clip's source frame numbers: 00012.png is frame 12 of a video (counting from 0), and
+matte.1001.png the first frame of an image sequence plate.1001.exr ...; --frames takes the same numbers.
+Masks of another size but the same aspect are resized. Only the foreground changes: where a mask is 0 the
+output pixels are the decoded input's.
 
 models: 'stats' (default) needs no download: it moves the foreground's white balance, exposure, contrast,
 saturation and tonal range part of the way towards the background's. 'harmonizer' is the Harmonizer
@@ -254,7 +256,12 @@ def _add_encoding_options(p: argparse.ArgumentParser) -> None:
         "affine or poly2 (one global colour transform)",
     )
     g = p.add_argument_group("encoding")
-    g.add_argument("--codec", help="encoder: libx264 (default), libx265, ffv1 (lossless RGB), libx264rgb, prores_ks")
+    g.add_argument(
+        "--codec",
+        help="encoder: libx264, libx265, ffv1 (lossless RGB), libx264rgb, prores_ks ... (default: from the source: "
+        "ProRes stays ProRes in its profile, a clip with alpha gets prores_ks 4444 in .mov or ffv1 in .mkv, "
+        "else libx264)",
+    )
     g.add_argument("--crf", type=int, help="quality for x264/x265 (default 18; 0 is lossless)")
     g.add_argument("--preset", help="x264/x265 speed preset (default medium; veryfast for drafts)")
     g.add_argument("--pix-fmt", help="output pixel format (default: suited to the codec and the source)")
@@ -275,7 +282,10 @@ def _frames_arg(text: str) -> range:
         a = int(first)
         b = int(last) if sep else a
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a frame or an inclusive range like 0-249, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected a source frame or an inclusive range like 0-249 (1001-1100 for a sequence from 1001), "
+            f"got {text!r}"
+        ) from None
     if a < 0 or b < a:
         raise argparse.ArgumentTypeError(f"expected 0 <= first <= last, got {text!r}")
     return range(a, b + 1)
@@ -335,10 +345,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="harmonize a single composite image",
         description="Harmonize one composite image with its foreground mask, at full resolution.",
     )
-    p.add_argument("composite", type=Path, help="composite image (PNG, JPEG, TIFF; 8 or 16 bit)")
+    p.add_argument(
+        "composite", type=Path, help="composite image (PNG, JPEG, TIFF, DPX: 8 or 16 bit; EXR, float TIFF: float)"
+    )
     p.add_argument("mask", type=Path, help="foreground mask image (same size or same aspect)")
-    p.add_argument("-o", "--output", type=Path, help="output image (default: <composite>_harmonized.png)")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="output image (default: <composite>_harmonized.png, .exr/.tif/.dpx for such a composite)",
+    )
     _add_model_options(p)
+    _add_color_options(p)
     p.add_argument(
         "--args",
         metavar="T,B,C,S,H,SH",
@@ -396,7 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
         "or out/frame.####.exr (8/16-bit PNG/TIFF/DPX, half/float EXR; files numbered as the clip's frames, an EXR "
         "clip's header kept)",
     )
-    p.add_argument("--frames", type=_frames_arg, metavar="A-B", help="render only this inclusive range")
+    p.add_argument(
+        "--frames", type=_frames_arg, metavar="A-B", help="render only this inclusive range of source frame numbers"
+    )
     p.add_argument("--force", action="store_true", help="image sequences: rewrite frames whose file already exists")
     p.add_argument("--base", type=Path, metavar="JSON", help="with a CSV: the sidecar the CSV's columns edit")
     p.add_argument("--mix", type=_mix_arg, default=1.0, help="strength of the harmonization, 0 to 1 (default 1)")
@@ -498,11 +518,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write an Open Job Description job template (and its parameter values, <stem>.params.yaml) "
         "that runs analyze tasks over frame chunks, smooth, render tasks and concat. Run it on one machine with "
         "`openjd run job.yaml -p file://job.params.yaml`, or submit it to a farm (AWS Deadline Cloud); every path "
-        "is a PATH parameter, so path-mapping rules apply. SOURCE is a clip (then MASKS follows) or a shot list "
-        "(.csv or .yaml: clip, masks, output, options per shot).",
+        "is a PATH parameter, so path-mapping rules apply. SOURCE is a clip (then MASKS follows, or "
+        "--mask-from-alpha) or a shot list (.csv or .yaml: clip, masks, output, options per shot); layers are "
+        "--fg/--bg instead. Task frame ranges are source frame numbers (1001-1100 ... for a sequence from 1001).",
     )
-    p.add_argument("source", type=Path, help="input video, or a shot list (.csv, .yaml)")
+    p.add_argument(
+        "source", type=Path, nargs="?", help="input video or image sequence, or a shot list (.csv, .yaml)"
+    )
     p.add_argument("masks", type=Path, nargs="?", help="masks folder or mask video (not with a shot list)")
+    p.add_argument(
+        "--fps",
+        type=_fps_arg,
+        metavar="RATE",
+        help="frame rate of image-sequence inputs, passed to every task (default 24; videos have their own)",
+    )
+    _add_layer_options(p, analysis=True, element=False)
+    _add_color_options(p)
     p.add_argument("--format", choices=("openjd",), default="openjd", help="job description format (openjd)")
     p.add_argument(
         "-o", "--output", type=Path, required=True, help="job template .yaml (a folder: one job per shot of a list)"
@@ -582,11 +613,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="fill a keyframe mask folder to every frame by optical flow",
         description="Propagate masks given for a few keyframes (numbered files) to every frame of the clip with "
         "dense optical flow (OpenCV DIS), forwards and backwards, blended by distance with a forward-backward "
-        "consistency check. Keyframes are kept exactly. Writes 16-bit PNGs NNNNN.png, so the matte can be "
+        "consistency check. Keyframes are kept exactly. Keyframe files carry the clip's source frame numbers "
+        "(matte.1001.png for plate.1001.exr). Writes 16-bit PNGs NNNNN.png by source number, so the matte can be "
         "checked or fixed before a render. `vidharm process` does the same on the fly for a sparse folder.",
     )
-    p.add_argument("clip", type=Path, help="input video")
-    p.add_argument("masks", type=Path, help="folder of keyframe masks (numbered by frame)")
+    p.add_argument("clip", type=Path, help="input video or image sequence (shot.%%04d.exr)")
+    p.add_argument("masks", type=Path, help="folder of keyframe masks (numbered by source frame)")
     p.add_argument("-o", "--output", type=Path, required=True, help="folder for the full mask sequence")
     p.add_argument("--decoder", choices=("pyav", "decord"), default="pyav", help="video decoder")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -596,8 +628,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Drop each keyframe in turn, propagate from the others, and measure IoU and boundary F-score "
         "against the dropped one. Needs at least two keyframes.",
     )
-    p.add_argument("clip", type=Path, help="input video")
-    p.add_argument("masks", type=Path, help="folder of keyframe masks (numbered by frame)")
+    p.add_argument("clip", type=Path, help="input video or image sequence (shot.%%04d.exr)")
+    p.add_argument("masks", type=Path, help="folder of keyframe masks (numbered by source frame)")
 
     sub.add_parser("models", help="list the available models", description="List the registered models.")
     return parser
@@ -675,8 +707,7 @@ def _openjd_done() -> None:
 
 
 def _cmd_process(args: argparse.Namespace) -> int:
-    from vidharm.pipeline import process_video
-    from vidharm.pipeline.process import process_layers
+    from vidharm.pipeline import process_layers, process_video
 
     config = _settings(args)
     _check_input_flags(args)
@@ -725,7 +756,8 @@ def _cmd_image(args: argparse.Namespace) -> int:
     from vidharm.pipeline.edit import parse_arg_values
 
     config = _settings(args)
-    output = args.output or args.composite.with_name(f"{args.composite.stem}_harmonized.png")
+    suffix = args.composite.suffix if args.composite.suffix.lower() in (".exr", ".tif", ".tiff", ".dpx") else ".png"
+    output = args.output or args.composite.with_name(f"{args.composite.stem}_harmonized{suffix}")
     given = parse_arg_values(args.args) if args.args else None
     raw = harmonize_image(args.composite, args.mask, output, config, args=given, mix=args.mix)
     if not args.quiet:
@@ -751,9 +783,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     inp = _open_inputs(args, args.frames)
     out = args.output
     work = out.suffix.lower() != ".json"
+    frames = inp.source_frames  # sidecar names and messages use source frame numbers (1001-1100 for a sequence)
     if work:
         out.mkdir(parents=True, exist_ok=True)
-        out = out / f"analyze.{inp.frames.start:06d}-{inp.frames.stop - 1:06d}.json"
+        out = out / f"analyze.{frames.start:06d}-{frames.stop - 1:06d}.json"
     model = load_model(config, resolve_device(config.device))
     progress = _Progress(args.quiet)
     try:
@@ -766,7 +799,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         check_work_folder(out.parent, track.header)
     write_params(track, out)
     if not args.quiet:
-        print(f"wrote {out} (frames {inp.frames.start}-{inp.frames.stop - 1})", file=sys.stderr)
+        print(f"wrote {out} (frames {frames.start}-{frames.stop - 1})", file=sys.stderr)
     return 0
 
 
@@ -863,6 +896,12 @@ def _cmd_concat(args: argparse.Namespace) -> int:
 
 
 _SHOT_FLAGS = (
+    "fps",
+    "colorspace",
+    "ocio",
+    "stats_mask",
+    "mask_from_alpha",
+    "premultiplied",
     "model",
     "weights",
     "device",
@@ -877,6 +916,7 @@ _SHOT_FLAGS = (
     "pix_fmt",
     "decoder",
     "batch_size",
+    "analyze_stride",
     "mix",
     "lock",
 )
@@ -886,17 +926,42 @@ def _cmd_farm(args: argparse.Namespace) -> int:
     from vidharm.errors import UsageError
     from vidharm.farm import export_openjd, make_shot, read_shot_list
 
-    options: dict[str, Any] = {k: getattr(args, k) for k in _SHOT_FLAGS if getattr(args, k) not in (None, [])}
-    for key in ("config", "weights"):
-        if key in options:
+    given = {k: getattr(args, k) for k in _SHOT_FLAGS}
+    # `is`, not `in`: --crf 0 and --mix 0 are values (0 == False), an unset switch is False.
+    options: dict[str, Any] = {k: v for k, v in given.items() if v is not None and v is not False and v != []}
+    for key in ("config", "weights", "stats_mask", "ocio"):
+        if key in options and not str(options[key]).startswith("ocio://"):
             options[key] = str(Path(options[key]).resolve())
-    if args.source.suffix.lower() in (".csv", ".yaml", ".yml"):
+    if args.fg is not None or args.bg is not None:
+        if args.fg is None or args.bg is None:
+            raise UsageError("--fg needs --bg (and --bg --fg): give the foreground layer and the background plate")
+        if args.source is not None or args.masks is not None:
+            raise UsageError("with --fg/--bg give no clip, masks or shot list; the foreground's alpha is --alpha")
+        shots = [
+            make_shot(
+                args.bg,
+                args.alpha,
+                args.render_output,
+                foreground=args.fg,
+                work=args.work,
+                chunk=args.chunk,
+                options=options,
+            )
+        ]
+    elif args.alpha is not None:
+        raise UsageError("--alpha goes with --fg/--bg (layers); for a clip give its masks")
+    elif args.source is None:
+        raise UsageError("give a clip and its masks (or --mask-from-alpha), a shot list, or layers with --fg and --bg")
+    elif args.source.suffix.lower() in (".csv", ".yaml", ".yml"):
         if args.masks is not None or args.render_output or args.work:
             raise UsageError("a shot list names each shot's masks, output and work folder; give only the list")
         defaults = {**options, "chunk": args.chunk} if args.chunk else options
         shots = read_shot_list(args.source, defaults=defaults)
-    elif args.masks is None:
-        raise UsageError(f"{args.source}: give the masks (folder or video) after the clip, or a shot list (.csv/.yaml)")
+    elif args.masks is None and not args.mask_from_alpha:
+        raise UsageError(
+            f"{args.source}: give the masks (folder or video) after the clip, --mask-from-alpha, or a shot list "
+            "(.csv/.yaml)"
+        )
     else:
         shots = [
             make_shot(args.source, args.masks, args.render_output, work=args.work, chunk=args.chunk, options=options)
@@ -926,9 +991,13 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from vidharm.pipeline.export import export_lut, export_nuke, export_onnx
 
     if args.what == "lut":
+        from vidharm.pipeline.inputs import first_frame_of, frame_positions
+
         frames = range(args.frame, args.frame + 1) if args.frame is not None else args.frames
         track = _track_for_export(args, frames)
-        export_lut(track, args.output, frames, size=args.size, mix=args.mix, ocio=args.ocio)
+        # --frame/--frames are source numbers; the track's rows are clip positions.
+        positions = frame_positions(args.clip, frames, first_frame_of(args.clip), track.header.get("num_frames"))
+        export_lut(track, args.output, positions, size=args.size, mix=args.mix, ocio=args.ocio)
     elif args.what == "nuke":
         progress = _Progress(args.quiet)
         try:
@@ -969,11 +1038,12 @@ def _cmd_qc(args: argparse.Namespace) -> int:
     from vidharm.pipeline.qc import check_track, format_flags, measure_mask_areas, write_proxy
 
     track = read_params(args.params)
-    inp = (
-        open_clip(args.clip, args.masks, range(track.frames[0].frame, track.frames[-1].frame + 1))
-        if (args.clip and args.masks)
-        else None
-    )
+    inp = None
+    if args.clip and args.masks:
+        from vidharm.pipeline.inputs import first_frame_of
+
+        first = first_frame_of(args.clip)  # sidecar rows are clip positions; open_clip takes source numbers
+        inp = open_clip(args.clip, args.masks, range(first + track.frames[0].frame, first + track.frames[-1].frame + 1))
     if args.proxy and inp is None:
         raise UsageError("--proxy needs --clip and --masks")
     areas = measure_mask_areas(inp) if inp is not None and any(f.mask_area is None for f in track.frames) else None

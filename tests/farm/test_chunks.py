@@ -35,3 +35,21 @@ def test_format_frames_is_what_frames_takes() -> None:
 
     for r in plan_chunks(30, 7):
         assert _frames_arg(format_frames(r)) == r
+
+
+@given(st.integers(1, 3000), st.integers(1, 400), st.integers(0, 100_000))
+def test_chunks_of_a_sequence_tile_its_source_numbers(num_frames: int, chunk: int, first: int) -> None:
+    chunks = plan_chunks(num_frames, chunk, first)
+    assert [f for r in chunks for f in r] == list(range(first, first + num_frames))
+    assert [len(r) for r in chunks] == [len(r) for r in plan_chunks(num_frames, chunk)]
+
+
+def test_chunks_of_a_1001_sequence_are_what_frames_takes() -> None:
+    from vidharm.cli import _frames_arg
+
+    chunks = plan_chunks(250, 100, first_frame=1001)
+    assert [format_frames(r) for r in chunks] == ["1001-1100", "1101-1200", "1201-1250"]
+    assert [_frames_arg(format_frames(r)) for r in chunks] == chunks
+    for bad in (-1, True, 1.5):
+        with pytest.raises(UsageError, match="first source frame number"):
+            plan_chunks(10, 5, bad)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from helpers import PROJECT_ROOT
 
 from vidharm.errors import UsageError
 from vidharm.farm import (
+    Shot,
     ShotPlan,
     build_openjd_template,
     export_openjd,
@@ -24,7 +25,7 @@ from vidharm.farm import (
     plan_shot,
     validate_openjd_template,
 )
-from vidharm.io import read_frames
+from vidharm.io import read_frames, read_image, write_image
 from vidharm.pipeline import ProcessConfig, analyze, open_clip, process_video, read_params, smooth, write_params
 
 SAMPLE = PROJECT_ROOT / "samples" / "dusk.mp4"
@@ -198,3 +199,125 @@ def test_openjd_runs_the_whole_job_on_the_sample(tmp_path: Path) -> None:
     assert [f.pts for f in a] == [f.pts for f in b]
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x.image, y.image)
+
+
+def _args(template: dict[str, object], step: str) -> list[str]:
+    steps = {s["name"]: s for s in template["steps"]}  # type: ignore[attr-defined]
+    return steps[step]["script"]["actions"]["onRun"]["args"]  # type: ignore[no-any-return]
+
+
+def _flag(args: list[str], flag: str) -> str | None:
+    return args[args.index(flag) + 1] if flag in args else None
+
+
+def test_new_shot_options_reach_the_commands_of_their_phases(tmp_path: Path) -> None:
+    """fps, colorspace and ocio go to analyze and render, stats_mask to analyze, mask_from_alpha replaces masks."""
+    (tmp_path / "config.ocio").write_text("ocio_profile_version: 2\n")
+    (tmp_path / "bars").mkdir()
+    options = {
+        "fps": "25",
+        "colorspace": "ACEScg",
+        "ocio": str(tmp_path / "config.ocio"),
+        "stats_mask": str(tmp_path / "bars"),
+        "mask_from_alpha": True,
+        "analyze_stride": "2",
+    }
+    shot = Shot("a", tmp_path / "plate" / "a.%04d.exr", None, tmp_path / "out.mov", tmp_path / "w", 4, options)
+    plan = ShotPlan(shot, 10, plan_chunks(10, 4, 1001), first_frame=1001)
+    template, values = build_openjd_template([plan], name="a", template_dir=tmp_path)
+    assert validate_openjd_template(template) is True or _openjd_model() is None
+    analyze, smooth_args, render = _args(template, "Analyze"), _args(template, "Smooth"), _args(template, "Render")
+    for args in (analyze, render):
+        assert (_flag(args, "--fps"), _flag(args, "--colorspace")) == ("25", "ACEScg")
+        assert _flag(args, "--ocio") == "{{Param.Ocio}}" and "--mask-from-alpha" in args
+        assert args[2] == "{{Param.ClipDir}}/a.%04d.exr" and "{{Param.Masks}}" not in args
+    assert _flag(analyze, "--stats-mask") == "{{Param.StatsMask}}" and "--stats-mask" not in render
+    assert _flag(analyze, "--analyze-stride") == "2" and "--analyze-stride" not in render
+    assert not {"--fps", "--colorspace", "--ocio", "--stats-mask", "--mask-from-alpha"} & set(smooth_args)
+    assert smooth_args[2] == "{{Param.WorkDir}}/analyze.001001-001004.json"
+    assert template["steps"][0]["parameterSpace"]["taskParameterDefinitions"][0]["range"] == [
+        "1001-1004",
+        "1005-1008",
+        "1009-1010",
+    ]
+    kinds = {d["name"]: d.get("objectType") for d in template["parameterDefinitions"]}
+    assert {k: kinds[k] for k in ("ClipDir", "Ocio", "StatsMask")} == {
+        "ClipDir": "DIRECTORY",
+        "Ocio": "FILE",
+        "StatsMask": "DIRECTORY",
+    }
+    assert "Masks" not in kinds and values["ClipDir"] == str(tmp_path / "plate")
+    assert "--audio-from" not in _args(template, "Concat")  # an image sequence has no audio
+    _create_job(template, values, tmp_path)
+
+    uri = Shot("b", tmp_path / "b.mov", tmp_path / "m", tmp_path / "b.mkv", tmp_path / "wb", 4,
+               {"colorspace": "ACEScg", "ocio": "ocio://studio-config-latest"})  # fmt: skip
+    template, values = build_openjd_template([ShotPlan(uri, 3, plan_chunks(3, 4))], name="b", template_dir=tmp_path)
+    assert _flag(_args(template, "Analyze"), "--ocio") == "ocio://studio-config-latest" and "Ocio" not in values
+
+
+def test_layers_become_fg_bg_and_alpha_arguments(tmp_path: Path) -> None:
+    shot = Shot("l", tmp_path / "bg.mov", tmp_path / "alpha", tmp_path / "o.mov", tmp_path / "w", 5,
+                {"premultiplied": True}, foreground=tmp_path / "fg" / "fg.####.png")  # fmt: skip
+    template, values = build_openjd_template([ShotPlan(shot, 9, plan_chunks(9, 5))], name="l", template_dir=tmp_path)
+    assert validate_openjd_template(template) is True or _openjd_model() is None
+    for step in ("Analyze", "Render"):
+        args = _args(template, step)
+        assert args[2:8] == [
+            "--fg",
+            "{{Param.ForegroundDir}}/fg.####.png",
+            "--bg",
+            "{{Param.Clip}}",
+            "--alpha",
+            "{{Param.Masks}}",
+        ]
+        assert "--premultiplied" in args
+    assert _flag(_args(template, "Concat"), "--audio-from") == "{{Param.Clip}}"
+    assert values["ForegroundDir"] == str(tmp_path / "fg") and values["Clip"] == str(tmp_path / "bg.mov")
+
+
+def test_plan_shot_opens_a_sequence_with_its_options_and_plans_source_ranges(tmp_path: Path) -> None:
+    (tmp_path / "plate").mkdir()
+    (tmp_path / "mattes").mkdir()
+    for n in range(1001, 1008):
+        write_image(tmp_path / "plate" / f"p.{n}.png", np.full((8, 12, 3), n % 200, np.uint8))
+        write_image(tmp_path / "mattes" / f"m.{n}.png", np.full((8, 12), 255, np.uint8))
+    shot = make_shot(tmp_path / "plate" / "p.%04d.png", tmp_path / "mattes", chunk=3, options={"fps": "25"})
+    plan = plan_shot(shot)
+    assert (plan.num_frames, plan.first_frame) == (7, 1001)
+    assert plan.chunks == [range(1001, 1004), range(1004, 1007), range(1007, 1008)]
+    with pytest.raises(UsageError, match="a video has its own frame rate"):
+        plan_shot(make_shot(SAMPLE, SAMPLE_MASKS, options={"fps": "25"}))
+
+
+@pytest.mark.slow
+def test_openjd_runs_a_1001_sequence_job_equal_to_process(tmp_path: Path) -> None:
+    """A PNG sequence numbered 1001-1006 with plate-numbered mattes, under openjd-cli: files 1001-1006 == process."""
+    exe = _openjd_cli()
+    (tmp_path / "plate").mkdir()
+    (tmp_path / "mattes").mkdir()
+    rng = np.random.default_rng(2)
+    for n in range(1001, 1007):
+        image = (rng.random((24, 32, 3)) * 120 + 60).astype(np.uint8)
+        image[6:18, 8:20] = (230, 80, 30)
+        matte = np.zeros((24, 32), np.uint8)
+        matte[6:18, 8:20] = 255
+        write_image(tmp_path / "plate" / f"plate.{n}.png", image)
+        write_image(tmp_path / "mattes" / f"matte.{n}.png", matte)
+    clip = tmp_path / "plate" / "plate.%04d.png"
+    shot = make_shot(clip, tmp_path / "mattes", tmp_path / "out" / "o.####.png", chunk=4, options={"fps": "25"})
+    (job,) = export_openjd([shot], tmp_path / "job.yaml", command=str(_vidharm_command(tmp_path)))
+    run = subprocess.run(
+        [str(exe), "run", str(job), "-p", f"file://{tmp_path / 'job.params.yaml'}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    process_video(clip, tmp_path / "mattes", tmp_path / "ref" / "r.%04d.png", ProcessConfig(device="cpu"), fps="25")
+    for n in range(1001, 1007):
+        np.testing.assert_array_equal(
+            read_image(tmp_path / "out" / f"o.{n}.png"), read_image(tmp_path / "ref" / f"r.{n}.png")
+        )
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [f"o.{n}.png" for n in range(1001, 1007)]

@@ -86,3 +86,74 @@ def test_bad_shot_lists(tmp_path: Path, name: str, text: str, error: type, messa
     (tmp_path / name).write_text(text)
     with pytest.raises(error, match=message):
         read_shot_list(tmp_path / name)
+
+
+def test_switches_paths_and_the_new_options(tmp_path: Path) -> None:
+    import PyOpenColorIO as ocio
+
+    (tmp_path / "bars").mkdir()
+    (tmp_path / "c.ocio").write_text(ocio.Config.CreateFromBuiltinConfig("studio-config-latest").serialize())
+    options = {"mask_from_alpha": "yes", "fps": "24000/1001", "stats_mask": "bars", "ocio": "c.ocio"}
+    shot = make_shot("plate.%04d.exr", None, base=tmp_path, options={**options, "colorspace": "ACEScg"})
+    assert shot.name == "plate" and shot.masks is None
+    assert shot.options == {
+        "mask_from_alpha": True,
+        "fps": "24000/1001",
+        "stats_mask": str(tmp_path / "bars"),  # relative paths are relative to the base
+        "ocio": str(tmp_path / "c.ocio"),
+        "colorspace": "ACEScg",
+    }
+    assert make_shot("a.mp4", "m", options={"mask_from_alpha": "false"}).options == {}
+    uri = make_shot("a.mp4", "m", options={"colorspace": "ACEScg", "ocio": "ocio://studio-config-latest"})
+    assert uri.options["ocio"] == "ocio://studio-config-latest"
+
+
+@pytest.mark.parametrize(
+    ("masks", "options", "error", "message"),
+    [
+        (None, {}, UsageError, "no masks; give the masks .* or mask_from_alpha"),
+        ("m", {"mask_from_alpha": True}, UsageError, "either masks or mask_from_alpha"),
+        ("m", {"mask_from_alpha": "maybe"}, UsageError, "mask_from_alpha is a switch"),
+        ("m", {"premultiplied": "true"}, UsageError, "premultiplied goes with layers"),
+        ("m", {"fps": "0"}, UsageError, "fps: expected a positive frame rate"),
+        ("m", {"colorspace": "ACEScgg"}, UsageError, "'ACEScgg' is not in the OCIO config"),
+        ("m", {"stats_mask": "/nonexistent/bars"}, InputError, "statistics mask /nonexistent/bars not found"),
+        ("m", {"ocio": "/nonexistent/c.ocio", "colorspace": "ACEScg"}, InputError, "OCIO config .* not found"),
+    ],
+)
+def test_bad_new_options_are_refused_at_export(masks: str | None, options: dict[str, object], error: type,
+                                               message: str) -> None:  # fmt: skip
+    with pytest.raises(error, match=message):
+        make_shot("a.mp4", masks, options=options)
+
+
+def test_layers_in_a_shot_list(tmp_path: Path) -> None:
+    (tmp_path / "shots.yaml").write_text(
+        "shots:\n"
+        "  - {fg: el/fg.%04d.png, bg: pl/bg.%04d.png, alpha: el_alpha, premultiplied: true, output: o.mov}\n"
+        "  - {fg: el/fg.%04d.png, bg: pl/bg.%04d.png}\n"
+        "  - {clip: c.mov, mask_from_alpha: true}\n"
+    )
+    a, b, c = read_shot_list(tmp_path / "shots.yaml")
+    assert (a.foreground, a.clip, a.masks) == (tmp_path / "el" / "fg.%04d.png", tmp_path / "pl" / "bg.%04d.png",
+                                               tmp_path / "el_alpha")  # fmt: skip
+    assert a.options == {"premultiplied": True} and a.name == "bg"
+    assert b.masks is None and b.foreground is not None and b.name == "bg_2"
+    assert (c.masks, c.options) == (None, {"mask_from_alpha": True})
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ("fg,bg,clip\na,b,c\n", "layers take fg, bg and alpha, not clip"),
+        ("fg\na\n", "layers need both fg"),
+        ("clip,alpha\na.mov,m\n", "alpha goes with layers"),
+        ("fg,bg,mask_from_alpha\na,b,true\n", "mask_from_alpha is for a flattened clip"),
+        ("clip,mask_from_alpha\na.mov,false\n", "no masks"),
+        ("masks\nm\n", "no clip"),
+    ],
+)
+def test_bad_layer_rows(tmp_path: Path, row: str, message: str) -> None:
+    (tmp_path / "s.csv").write_text(row)
+    with pytest.raises((InputError, UsageError), match=message):
+        read_shot_list(tmp_path / "s.csv")

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vidharm.errors import InputError
@@ -68,3 +69,48 @@ def test_hand_made_sidecars_without_fingerprints_pass(two_shots: dict[str, objec
     bare = dataclasses.replace(track_a, header={k: v for k, v in track_a.header.items() if "fingerprint" not in k})
     check_track_source(bare, open_clip(clip_b, masks_b))
     assert json.dumps(bare.header)  # still a plain header
+
+
+def test_chunks_analysed_against_another_stats_mask_or_foreground_do_not_join(tmp_path: Path) -> None:
+    base = {"clip_fingerprint": "c", "masks_fingerprint": "m", "clip": "a.mp4"}
+    with_bars = {**base, "stats_mask_fingerprint": "s1", "stats_mask": "bars.png"}
+    check_sidecars_agree([with_bars, dict(with_bars)], ["x", "y"])
+    with pytest.raises(InputError, match=r"y was analyzed from another statistics mask \(sky.png\) than x \(bars"):
+        check_sidecars_agree([with_bars, {**with_bars, "stats_mask_fingerprint": "s2", "stats_mask": "sky.png"}],
+                             ["x", "y"])  # fmt: skip
+    with pytest.raises(InputError, match=r"another statistics mask \(none\) than x \(bars.png\)"):
+        check_sidecars_agree([with_bars, base], ["x", "y"])
+    layered = {**base, "foreground_fingerprint": "f1", "foreground": "fg.%04d.png"}
+    with pytest.raises(InputError, match=r"another foreground layer \(fg2.%04d.png\)"):
+        check_sidecars_agree([layered, {**layered, "foreground_fingerprint": "f2", "foreground": "fg2.%04d.png"}],
+                             ["x", "y"])  # fmt: skip
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "analyze.000000-000001.json").write_text(json.dumps({"header": with_bars}))
+    check_work_folder(work, with_bars)
+    with pytest.raises(InputError, match="holds analyze.000000-000001.json, analyzed from another statistics mask"):
+        check_work_folder(work, base)
+
+
+def test_rendering_a_layered_analysis_needs_the_same_foreground(tmp_path: Path) -> None:
+    from vidharm.io import write_image
+    from vidharm.pipeline import open_layers
+
+    for folder, name, value in (("fg", "fg", 200), ("other", "fg", 100), ("bg", "bg", 50)):
+        (tmp_path / folder).mkdir()
+        for n in (1001, 1002):
+            rgba = np.full((8, 12, 4), value, np.uint8)
+            write_image(tmp_path / folder / f"{name}.{n}.png", rgba if name != "bg" else rgba[..., :3])
+    fg, fg2, bg = tmp_path / "fg" / "fg.%04d.png", tmp_path / "other" / "fg.%04d.png", tmp_path / "bg" / "bg.%04d.png"
+    track = analyze(open_layers(fg, bg), CONFIG)
+    assert track.header["foreground_fingerprint"]
+    check_track_source(track, open_layers(fg, bg))
+    with pytest.raises(InputError, match="analyzed with another foreground layer"):
+        check_track_source(track, open_layers(fg2, bg), name="p.json")
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for n in (1001, 1002):
+        write_image(masks / f"{n}.png", np.full((8, 12), 255, np.uint8))
+    flat = dataclasses.replace(track, header={**track.header, "masks_fingerprint": None})
+    with pytest.raises(InputError, match="analyzed from layers .*--fg and --bg"):
+        check_track_source(flat, open_clip(bg, masks), name="p.json")

@@ -94,3 +94,22 @@ def test_rgb_8_and_16_bit_masks_keep_their_scale() -> None:
     rgb = np.full((2, 2, 3), 51, np.uint8)
     np.testing.assert_allclose(to_alpha(rgb), 0.2, atol=1e-6)
     np.testing.assert_allclose(to_alpha(rgb.astype(np.uint16) * 257), 0.2, atol=1e-6)
+
+
+def test_folder_opened_for_a_1001_sequence_reads_file_first_frame_plus_position(tmp_path: Path) -> None:
+    for n in (1001, 1002, 1003):
+        _write(tmp_path / f"matte.{n}.png", np.full((2, 3), 50 * (n - 1000), np.uint8))
+    folder = open_masks(tmp_path, first_frame=1001)
+    assert isinstance(folder, MaskFolder) and folder.first_frame == 1001
+    assert folder.frame_numbers == [1001, 1002, 1003] and folder.positions == [0, 1, 2]
+    values = [float(m[0, 0]) for m in folder.iter_masks(range(1, 3), 3, 2)]  # positions 1, 2 = files 1002, 1003
+    np.testing.assert_allclose(values, [100 / 255, 150 / 255], atol=1e-6)
+    assert folder.fingerprint() == MaskFolder(tmp_path).fingerprint()  # the files, whatever the clip's start
+    assert MaskFolder(tmp_path).first_frame == 0  # videos count from 0
+    with pytest.raises(MaskError, match="no mask for frame 1000"):
+        next(folder.iter_masks(range(-1, 0), 3, 2))
+    from vidharm.errors import UsageError
+
+    for bad in (-1, True, 1.5):
+        with pytest.raises(UsageError, match="first source frame number"):
+            MaskFolder(tmp_path, first_frame=bad)  # type: ignore[arg-type]

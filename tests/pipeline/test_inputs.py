@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from vidharm.io._synth import write_test_clip
 from vidharm.masks import ClipAlpha, MaskFolder
 from vidharm.pipeline import ProcessConfig
 from vidharm.pipeline.inputs import (
+    first_frame_of,
     flatten_layers,
+    frame_positions,
     iter_frames_and_masks,
     iter_layers,
     match_depth,
@@ -105,7 +108,7 @@ def test_own_alpha_restores_the_alpha_levels(tmp_path: Path) -> None:
     assert deep is not None and deep.dtype == np.uint16
     np.testing.assert_array_equal(deep, _rgba(0)[..., 3].astype(np.uint16) * 257)
     (tmp_path / "masks").mkdir()
-    write_image(tmp_path / "masks" / "00000.png", _rgba(0)[..., 3])
+    write_image(tmp_path / "masks" / "01001.png", _rgba(0)[..., 3])  # numbered like the sequence's file
     assert own_alpha(open_clip(clip, tmp_path / "masks"), mask, image) is None  # masks from elsewhere: no alpha
 
 
@@ -113,7 +116,7 @@ def test_mask_from_alpha_end_to_end(tmp_path: Path) -> None:
     clip = _png_sequence(tmp_path / "seq")
     (tmp_path / "masks").mkdir()
     for i in range(3):
-        write_image(tmp_path / "masks" / f"{i:05d}.png", _rgba(i)[..., 3])
+        write_image(tmp_path / "masks" / f"{1001 + i:05d}.png", _rgba(i)[..., 3])
     config = ProcessConfig(smoothing="off")
     own = process_video(clip, None, tmp_path / "a" / "a.%04d.png", config, mask_from_alpha=True)
     folder = process_video(clip, tmp_path / "masks", tmp_path / "b" / "b.%04d.png", config)
@@ -214,3 +217,71 @@ def test_match_depth() -> None:
     assert x.dtype == np.float32 and float(x[0, 0, 0]) == 1.0
     same = np.zeros((1, 1, 3), np.uint8)
     assert match_depth(same, a8)[0] is same
+
+
+def _numbered_masks(folder: Path, numbers: list[int] | range) -> Path:
+    folder.mkdir()
+    for n in numbers:
+        write_image(folder / f"matte.{n}.png", _rgba(0)[..., 3])
+    return folder
+
+
+def test_masks_and_frames_take_source_numbers_of_a_1001_sequence(tmp_path: Path) -> None:
+    clip = _png_sequence(tmp_path / "seq", n=4)
+    masks = _numbered_masks(tmp_path / "m", range(1001, 1005))
+    inp = open_clip(clip, masks, range(1002, 1004))
+    assert (inp.first_frame, inp.frames, inp.source_frames) == (1001, range(1, 3), range(1002, 1004))
+    assert isinstance(inp.masks, MaskFolder) and inp.masks.first_frame == 1001
+    assert [frame for frame, *_ in iter_frames_and_masks(inp)] == [1, 2]  # rows count clip positions
+    assert open_clip(clip, masks).frames == range(4)
+    assert first_frame_of(clip) == 1001 and first_frame_of(tmp_path / "clip.mp4") == 0
+    stats = _numbered_masks(tmp_path / "s", [1001, 1004])  # keyframes of a statistics mask, numbered the same
+    assert open_clip(clip, masks, stats_mask=stats).stats_mask is not None
+
+
+@pytest.mark.parametrize(
+    ("numbers", "message"),
+    [
+        (
+            range(0, 4),
+            r"the mask files are numbered 0-3 but shot.%04d.png's frames are 1001-1004; .*number them from 1001",
+        ),
+        ([5, 1001, 1002, 1003, 1004], r"matte.5.png: mask for frame 5 is before shot.%04d.png's first frame 1001"),
+        ([1001, 1002, 1003, 1004, 1005], r"matte.1005.png: masks for frame 1005 but shot.%04d.png has 4 frames"),
+        ([1001, 1004], r"no masks for 2 of 4 frames \(1002-1003\); give one mask per frame, numbered as the clip's "),
+    ],
+)
+def test_misnumbered_masks_name_source_numbers(tmp_path: Path, numbers: list[int], message: str) -> None:
+    clip = _png_sequence(tmp_path / "seq", n=4)
+    masks = _numbered_masks(tmp_path / "m", numbers)
+    with pytest.raises(MaskError, match=message):
+        open_clip(clip, masks, propagate=False)
+    stats = re.sub(r"\bmasks? (?=files|for)", "statistics mask ", message).split("; give")[0]
+    with pytest.raises(MaskError, match=stats):
+        open_clip(clip, _numbered_masks(tmp_path / "full", range(1001, 1005)), stats_mask=masks, propagate=False)
+
+
+def test_frames_outside_the_source_range_are_refused(tmp_path: Path) -> None:
+    clip = _png_sequence(tmp_path / "seq", n=4)
+    masks = _numbered_masks(tmp_path / "m", range(1001, 1005))
+    for frames in (range(0, 3), range(1003, 1006), range(1002, 1002)):
+        with pytest.raises(InputError, match=r"are outside the clip \(frames 1001-1004\).*--frames within 1001-1004"):
+            open_clip(clip, masks, frames)
+    assert frame_positions(clip, range(1003, 1010), 1001) == range(2, 9)  # no frame count: the start is checked
+    with pytest.raises(InputError, match="frames 7-9 are outside the clip \\(frames from 1001\\)"):
+        frame_positions(clip, range(7, 10), 1001)
+    with pytest.raises(UsageError, match="frame count"):
+        frame_positions(clip, None, 1001)
+
+
+def test_layers_alpha_folder_follows_the_foreground_and_frames_the_background(tmp_path: Path) -> None:
+    fg = _png_sequence(tmp_path / "fg", n=3, first=1001)
+    (tmp_path / "bg").mkdir()
+    for i in range(3):
+        write_image(tmp_path / "bg" / f"bg.{7 + i:04d}.png", np.full((H, W, 3), 40 + i, np.uint8))
+    bg = tmp_path / "bg" / "bg.%04d.png"
+    alpha = _numbered_masks(tmp_path / "alpha", range(1001, 1004))  # the element's numbers
+    inp = open_layers(fg, bg, alpha, range(8, 10))  # the plate's numbers
+    assert (inp.first_frame, inp.frames, inp.source_frames) == (7, range(1, 3), range(8, 10))
+    with pytest.raises(MaskError, match="the alpha files are numbered 7-9 but shot.%04d.png's frames are 1001-1003"):
+        open_layers(fg, bg, _numbered_masks(tmp_path / "wrong", range(7, 10)))

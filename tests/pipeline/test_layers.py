@@ -227,7 +227,7 @@ def test_alpha_masks_and_premultiplied_foreground(tmp_path: Path) -> None:
     plain = tmp_path / "plain"
     plain.mkdir()
     for f in _frames(fg, alpha=True):
-        write_image(tmp_path / "alpha" / f"{f.index:05d}.png", f.alpha)
+        write_image(tmp_path / "alpha" / f"{1001 + f.index:05d}.png", f.alpha)  # numbered like the element
         write_image(plain / f"fg.{1001 + f.index}.png", f.image)
     masked = process_layers(plain / "fg.%04d.png", bg, tmp_path / "c" / "c.%04d.png", config, alpha=tmp_path / "alpha")
     assert [r.raw for r in masked.frames] == [r.raw for r in straight.frames]

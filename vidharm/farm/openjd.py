@@ -6,6 +6,11 @@ commands reference them as ``{{Param.X}}``, so a runner with path-mapping rules 
 mount of the same storage. The commands print ``openjd_progress: <percent>`` lines (``--openjd-progress``),
 which runners show as task progress. Tasks are idempotent: analyze and smooth rewrite their sidecar, render
 rewrites its video segment or skips finished image files, concat rewrites the output, each atomically.
+
+Task frame ranges (``--frames``) are source frame numbers: ``1001-1100``, ``1101-1200`` ... for an image sequence
+that starts at 1001, ``0-99`` ... for a video; the sidecars (``analyze.001001-001100.json``) and video segments
+(``render.1001-1100.mkv``) are named by them. An image-sequence input is passed as its folder (a ``DIRECTORY``
+parameter, so job attachments and path mapping see real paths) joined with the pattern's file name.
 """
 
 from __future__ import annotations
@@ -22,8 +27,9 @@ from typing import Any
 import vidharm
 from vidharm.errors import OutputError, UsageError
 from vidharm.farm.chunks import format_frames, plan_chunks
-from vidharm.farm.shots import SHOT_OPTIONS, Shot
-from vidharm.pipeline import open_clip
+from vidharm.farm.shots import SHOT_OPTIONS, SWITCHES, Shot, is_path_value
+from vidharm.pipeline import open_clip, open_layers
+from vidharm.pipeline.inputs import is_sequence_source
 
 __all__ = [
     "LAYOUTS",
@@ -46,22 +52,53 @@ _FRAMES = "{{Task.Param.Frames}}"
 
 @dataclass(frozen=True)
 class ShotPlan:
-    """A shot with its frame count and its chunks (one analyze and one render task per chunk)."""
+    """A shot with its frame count and its chunks (one analyze and one render task per chunk).
+
+    Attributes:
+        shot: the shot.
+        num_frames: its clip's frame count.
+        chunks: source frame ranges (from ``first_frame``) that tile the clip.
+        first_frame: the clip's first source frame number (an image sequence's first file number, 0 for a video).
+    """
 
     shot: Shot
     num_frames: int
     chunks: list[range]
+    first_frame: int = 0
 
 
 def plan_shot(shot: Shot) -> ShotPlan:
-    """Open the shot's clip and masks (checking that every frame has a mask) and split it into chunks.
+    """Open the shot's inputs as the tasks will (checking that every frame has a mask) and split it into chunks.
+
+    The clip (or the layers) is opened with the shot's ``fps``, ``mask_from_alpha``, ``stats_mask`` and
+    ``premultiplied`` options, so a mistake in any of them fails here rather than on the farm. Chunks are source
+    frame ranges (``1001-1100`` for a sequence that starts at 1001).
 
     Raises:
-        InputError: unreadable clip, missing masks.
-        UsageError: a chunk size below 1.
+        InputError: unreadable clip or layers, missing or misnumbered masks.
+        UsageError: a chunk size below 1, ``fps`` for a video.
     """
-    inp = open_clip(shot.clip, shot.masks)
-    return ShotPlan(shot=shot, num_frames=inp.num_frames, chunks=plan_chunks(inp.num_frames, shot.chunk))
+    opts = shot.options
+    fps, stats = opts.get("fps"), opts.get("stats_mask")
+    if shot.foreground is not None:
+        inp = open_layers(
+            shot.foreground,
+            shot.clip,
+            shot.masks,
+            premultiplied=bool(opts.get("premultiplied")),
+            stats_mask=stats,
+            fps=fps,
+        )
+    else:
+        inp = open_clip(
+            shot.clip, shot.masks, fps=fps, mask_from_alpha=bool(opts.get("mask_from_alpha")), stats_mask=stats
+        )
+    chunks = plan_chunks(inp.num_frames, shot.chunk, inp.first_frame)
+    return ShotPlan(shot=shot, num_frames=inp.num_frames, chunks=chunks, first_frame=inp.first_frame)
+
+
+def _param_name(key: str) -> str:
+    return "".join(part.capitalize() for part in key.split("_"))
 
 
 def _identifier(text: str) -> str:
@@ -83,14 +120,16 @@ def _relative_default(path: Path, template_dir: Path) -> str | None:
 def _options(shot: Shot, phase: str, param: str) -> list[str]:
     args: list[str] = []
     for key, value in shot.options.items():
-        flag, phases, is_path = SHOT_OPTIONS[key]
+        flag, phases, _ = SHOT_OPTIONS[key]
         if phase not in phases:
             continue
         if key == "set":
             for item in value:
                 args += [flag, item]
-        elif is_path:
-            args += [flag, f"{{{{Param.{param}{key.capitalize()}}}}}"]
+        elif key in SWITCHES:
+            args += [flag] if value else []
+        elif is_path_value(key, value):
+            args += [flag, f"{{{{Param.{param}{_param_name(key)}}}}}"]
         else:
             args += [flag, str(value)]
     return args
@@ -124,18 +163,29 @@ def _step(
 def _shot_parameters(plan: ShotPlan, prefix: str, template_dir: Path) -> tuple[list[dict[str, Any]], dict[str, str]]:
     shot = plan.shot
     label = f" of shot {shot.name}" if prefix else ""
-    entries: list[tuple[str, Path, str, str, str]] = [
-        ("Clip", shot.clip, "FILE", "IN", f"the input video{label}"),
-        ("Masks", shot.masks, "DIRECTORY" if shot.masks.is_dir() else "FILE", "IN", f"the masks{label}"),
-        ("WorkDir", shot.work, "DIRECTORY", "INOUT", f"sidecars, parameters and segments{label}"),
-    ]
+    plate = "the background plate" if shot.foreground is not None else "the input video"
+    entries: list[tuple[str, Path, str, str, str]] = [_input_entry("Clip", shot.clip, plate + label)]
+    if shot.foreground is not None:
+        entries.append(_input_entry("Foreground", shot.foreground, f"the foreground layer{label}"))
+    if shot.masks is not None:
+        what = "the foreground's alpha" if shot.foreground is not None else "the masks"
+        entries.append(("Masks", shot.masks, "DIRECTORY" if shot.masks.is_dir() else "FILE", "IN", what + label))
+    entries.append(("WorkDir", shot.work, "DIRECTORY", "INOUT", f"sidecars, parameters and segments{label}"))
     if shot.is_sequence:
         entries.append(("OutputDir", shot.output.parent, "DIRECTORY", "OUT", f"the image sequence's folder{label}"))
     else:
         entries.append(("Output", shot.output, "FILE", "OUT", f"the harmonized video{label}"))
-    for key in ("config", "weights"):
-        if key in shot.options:
-            entries.append((key.capitalize(), Path(shot.options[key]), "FILE", "IN", f"the {key} file{label}"))
+    for key, what in (
+        ("config", "the config file"),
+        ("weights", "the weights file"),
+        ("stats_mask", "the statistics mask"),
+        ("ocio", "the OCIO config"),
+    ):
+        value = shot.options.get(key)
+        if value is not None and is_path_value(key, value):
+            path = Path(value)
+            kind = "DIRECTORY" if path.is_dir() else "FILE"
+            entries.append((_param_name(key), path, kind, "IN", what + label))
     definitions, values = [], {}
     for name, path, kind, flow, description in entries:
         definition: dict[str, Any] = {
@@ -153,20 +203,36 @@ def _shot_parameters(plan: ShotPlan, prefix: str, template_dir: Path) -> tuple[l
     return definitions, values
 
 
+def _input_entry(name: str, path: Path, description: str) -> tuple[str, Path, str, str, str]:
+    # An image sequence is its folder (real files for job attachments and path mapping) plus the pattern's name.
+    if is_sequence_source(path):
+        return (name + "Dir", path.parent, "DIRECTORY", "IN", f"{description} (image-sequence folder)")
+    return (name, path, "FILE", "IN", description)
+
+
+def _input_arg(path: Path, name: str, param: Any) -> str:
+    return f"{param(name + 'Dir')}/{path.name}" if is_sequence_source(path) else str(param(name))
+
+
 def _shot_steps(plan: ShotPlan, prefix: str, step_prefix: str) -> list[dict[str, Any]]:
     shot = plan.shot
 
     def param(name: str) -> str:
         return f"{{{{Param.{prefix}{name}}}}}"
 
-    clip, masks, work = param("Clip"), param("Masks"), param("WorkDir")
+    clip, work = _input_arg(shot.clip, "Clip", param), param("WorkDir")
+    if shot.foreground is not None:
+        inputs = ["--fg", _input_arg(shot.foreground, "Foreground", param), "--bg", clip]
+        inputs += ["--alpha", param("Masks")] if shot.masks is not None else []
+    else:
+        inputs = [clip, param("Masks")] if shot.masks is not None else [clip]
     frames = [format_frames(c) for c in plan.chunks]
     sidecars = [f"{work}/analyze.{c.start:06d}-{c.stop - 1:06d}.json" for c in plan.chunks]
     params = f"{work}/params.json"
     steps = [
         _step(
             f"{step_prefix}Analyze",
-            ["analyze", clip, masks, "--frames", _FRAMES, "-o", work, "-q", *_options(shot, "analyze", prefix)],
+            ["analyze", *inputs, "--frames", _FRAMES, "-o", work, "-q", *_options(shot, "analyze", prefix)],
             frames=frames,
             description="predict the raw per-frame arguments of a frame range",
         ),
@@ -177,7 +243,7 @@ def _shot_steps(plan: ShotPlan, prefix: str, step_prefix: str) -> list[dict[str,
             description="join the chunks' sidecars and smooth the whole track once",
         ),
     ]
-    render = ["render", clip, masks, params, "--frames", _FRAMES, "-q", *_options(shot, "render", prefix)]
+    render = ["render", *inputs, params, "--frames", _FRAMES, "-q", *_options(shot, "render", prefix)]
     if shot.is_sequence:
         steps.append(
             _step(
@@ -203,7 +269,13 @@ def _shot_steps(plan: ShotPlan, prefix: str, step_prefix: str) -> list[dict[str,
     steps.append(
         _step(
             f"{step_prefix}Concat",
-            ["concat", *segments, "-o", param("Output"), "--audio-from", clip],
+            [
+                "concat",
+                *segments,
+                "-o",
+                param("Output"),
+                *([] if is_sequence_source(shot.clip) else ["--audio-from", clip]),
+            ],
             after=f"{step_prefix}Render",
             description="join the segments without re-encoding and add the clip's audio",
         )

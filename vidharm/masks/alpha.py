@@ -25,9 +25,11 @@ log = logging.getLogger(__name__)
 class ClipAlpha:
     """The alpha channel of a clip or image sequence, as a per-frame mask source.
 
-    Frame n's mask is frame n's alpha. It has the same interface as :class:`~vidharm.masks.MaskVideo`
-    (``iter_masks``, ``fingerprint``, ``path``), and :meth:`mask_of` turns the alpha of a frame decoded with
-    ``alpha=True`` into its mask, so a caller that decodes the clip anyway need not decode it twice.
+    The mask at clip position n (counting from 0, as :func:`~vidharm.io.read_frames` does) is that frame's alpha;
+    messages name the source's frame number (``first_frame + n``). It has the same interface as
+    :class:`~vidharm.masks.MaskVideo` (``iter_masks``, ``fingerprint``, ``path``), and :meth:`mask_of` turns the
+    alpha of a frame decoded with ``alpha=True`` into its mask, so a caller that decodes the clip anyway need not
+    decode it twice.
 
     Args:
         clip: the video or image-sequence pattern whose alpha is the mask.
@@ -62,16 +64,17 @@ class ClipAlpha:
         Raises:
             MaskError: the frame came without alpha, or its alpha has another aspect than (height, width).
         """
+        number = self.info.first_frame + frame.index  # messages name the source's frame number
         if frame.alpha is None:
             raise MaskError(
-                f"{self.path}: frame {frame.index} was decoded without its alpha channel; decode with alpha=True "
+                f"{self.path}: frame {number} was decoded without its alpha channel; decode with alpha=True "
                 f"(or give a mask folder instead)"
             )
-        name = f"{self.path} (alpha of frame {frame.index})"
+        name = f"{self.path} (alpha of frame {number})"
         return fit_mask(to_alpha(frame.alpha, name), width, height, name)
 
     def iter_masks(self, frames: range, width: int, height: int) -> Iterator[np.ndarray]:
-        """Masks for ``frames`` (a step-1 range) in order, float32 (height, width) in [0, 1].
+        """Masks for clip positions ``frames`` (a step-1 range) in order, float32 (height, width) in [0, 1].
 
         Raises:
             MaskError: the clip ends before the last requested frame, or a frame has no alpha.

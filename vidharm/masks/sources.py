@@ -1,9 +1,16 @@
 """Per-frame foreground masks from a folder of images, a single image or a mask video.
 
 A mask is float32 (H, W) alpha in [0, 1]: 8-bit files are divided by 255, 16-bit files by 65535. An RGBA
-file gives its alpha channel; an RGB file its luma (mattes are grey, where that is the grey value). A folder's files are
-numbered by the last run of digits in the name (``00012.png`` and ``matte.0012.png`` are frame 12), in the
-source's frame numbering. Masks of another size but the same aspect are resized to the frame.
+file gives its alpha channel; an RGB file its luma (mattes are grey, where that is the grey value). Masks of another
+size but the same aspect are resized to the frame.
+
+Numbering: a folder's files are numbered by the last run of digits in the name (``00012.png`` and
+``matte.0012.png`` are frame 12), and these numbers are the clip's SOURCE frame numbers: for a video, frames count
+from 0; for an image sequence, from its first file (``plate.1001.exr`` is frame 1001, and its matte is
+``matte.1001.png``). ``iter_masks(frames, ...)`` of every mask source takes clip *positions* (0 = the clip's first
+frame, as :func:`~vidharm.io.read_frames` counts), so a folder opened for a clip knows that clip's first frame
+(``first_frame``) and reads file ``first_frame + i`` for position ``i``. A mask video has no numbering: its frame
+``i`` is the mask of the clip's position ``i``.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidharm.errors import InputError, MaskError
+from vidharm.errors import InputError, MaskError, UsageError
 from vidharm.io import VideoInfo, probe_video, read_frames, read_image
 
 __all__ = [
@@ -107,18 +114,31 @@ def fit_mask(mask: np.ndarray, width: int, height: int, name: str = "mask") -> n
 
 
 class MaskFolder:
-    """A folder of numbered mask images; each file's number is its frame.
+    """A folder of numbered mask images; each file's number is its source frame number.
 
     Args:
         path: the folder.
+        first_frame: the source number of the clip's first frame (an image sequence's first file number, 0 for a
+            video), >= 0: :meth:`iter_masks` reads file ``first_frame + i`` for clip position ``i``.
 
     Raises:
         MaskError: missing folder, no mask images, a file with no frame number, two files for one frame,
             or a file that is not an image.
+
+    Example:
+        >>> import tempfile
+        >>> from vidharm.io import write_image
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> for n in (1001, 1002):
+        ...     write_image(folder / f"matte.{n}.png", np.full((2, 2), 255 * (n - 1001), np.uint8))
+        >>> masks = MaskFolder(folder, first_frame=1001)
+        >>> masks.frame_numbers, [float(m[0, 0]) for m in masks.iter_masks(range(2), 2, 2)]
+        ([1001, 1002], [0.0, 1.0])
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, first_frame: int = 0) -> None:
         self.path = Path(path)
+        self.first_frame = _check_first_frame(first_frame)
         if not self.path.exists():
             raise MaskError(f"{self.path}: mask folder not found; check the path")
         if not self.path.is_dir():
@@ -147,16 +167,21 @@ class MaskFolder:
     def single(cls, path: Path) -> MaskFolder:
         """One mask image standing for frame 0 (a still, as for ``vidharm image``)."""
         folder = cls.__new__(cls)
-        folder.path, folder.files = path.parent, {0: path}
+        folder.path, folder.files, folder.first_frame = path.parent, {0: path}, 0
         return folder
 
     @property
     def frame_numbers(self) -> list[int]:
-        """The frames that have a mask file, ascending."""
+        """The source frame numbers that have a mask file, ascending."""
         return list(self.files)
 
+    @property
+    def positions(self) -> list[int]:
+        """The clip positions that have a mask file (``frame_numbers`` minus ``first_frame``), ascending."""
+        return [n - self.first_frame for n in self.files]
+
     def read(self, frame: int, width: int, height: int) -> np.ndarray:
-        """The mask of ``frame`` fitted to (height, width), float32 in [0, 1].
+        """The mask of source frame number ``frame`` fitted to (height, width), float32 in [0, 1].
 
         Raises:
             MaskError: no file for the frame, or the file cannot be read or has another aspect.
@@ -171,12 +196,12 @@ class MaskFolder:
         return fit_mask(to_alpha(image, str(path)), width, height, str(path))
 
     def iter_masks(self, frames: range, width: int, height: int) -> Iterator[np.ndarray]:
-        """Masks for ``frames`` in order."""
+        """Masks for clip positions ``frames`` in order (file ``first_frame + i`` for position ``i``)."""
         for frame in frames:
-            yield self.read(frame, width, height)
+            yield self.read(self.first_frame + frame, width, height)
 
     def fingerprint(self) -> str:
-        """sha256 over the file names and contents, identifying this set of masks."""
+        """sha256 over the file names and contents, identifying this set of masks (whatever ``first_frame``)."""
         digest = hashlib.sha256()
         for frame, path in self.files.items():
             digest.update(f"{frame}:{path.name}:".encode())
@@ -185,7 +210,7 @@ class MaskFolder:
 
 
 class MaskVideo:
-    """A mask video: frame n of the video is the mask of frame n of the clip.
+    """A mask video: frame n of the video is the mask of the clip's n-th frame (position n, counting from 0).
 
     Args:
         path: the mask video.
@@ -273,11 +298,21 @@ class StillMask:
         return "still:" + hashlib.sha256(self.path.read_bytes()).hexdigest()
 
 
-def open_masks(path: str | Path) -> MaskFolder | MaskVideo:
+def _check_first_frame(first_frame: int) -> int:
+    if isinstance(first_frame, bool) or not isinstance(first_frame, int) or first_frame < 0:
+        raise UsageError(
+            f"first_frame: expected the clip's first source frame number (an int >= 0), got {first_frame!r}"
+        )
+    return first_frame
+
+
+def open_masks(path: str | Path, first_frame: int = 0) -> MaskFolder | MaskVideo:
     """Open a mask source: a folder of numbered images, a mask video, or a single image as frame 0.
 
     Args:
         path: folder, video file or image file.
+        first_frame: a folder's clip's first source frame number (see :class:`MaskFolder`); a mask video and a
+            single image ignore it.
 
     Returns:
         A :class:`MaskFolder` (a single image is a folder of one, frame 0) or :class:`MaskVideo`.
@@ -299,4 +334,4 @@ def open_masks(path: str | Path) -> MaskFolder | MaskVideo:
         if suffix in MASK_IMAGE_SUFFIXES:
             return MaskFolder.single(path)
         raise MaskError(f"{path}: not a mask folder, mask video or mask image")
-    return MaskFolder(path)
+    return MaskFolder(path, first_frame)

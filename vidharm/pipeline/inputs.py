@@ -5,6 +5,17 @@ are propagated); the clip's own alpha channel (``mask_from_alpha``: ProRes 4444,
 PNG sequences); and, for layers (:func:`open_layers`), the foreground element's alpha. A separate optional
 *statistics mask* marks where the background may be measured (1) and where not (0: letterbox bars, sky,
 garbage); see :mod:`vidharm.pipeline.analyze` for how analysis honours it.
+
+Frame numbers. What a user sees and gives is the SOURCE frame number: a video counts from 0, an image sequence
+from its first file (``VideoInfo.first_frame``: 1001 for ``plate.1001.exr``). Mask, keyframe, statistics-mask
+and ``--alpha`` folders are numbered that way (``matte.1001.png`` is the mask of ``plate.1001.exr``), and
+``frames`` given to :func:`open_clip` and :func:`open_layers` (``--frames 1001-1050``) are source numbers.
+Inside the pipeline a frame is its *position* in the clip (0 = first frame, as
+:func:`~vidharm.io.read_frames` counts): :attr:`ClipInput.frames`, the ``frame`` of sidecar rows and of
+:func:`iter_frames_and_masks`, and the ``iter_masks`` argument of every mask source. Source number =
+``ClipInput.first_frame`` + position; for a video the two are the same. Outputs convert back: image sequences
+are written as ``first_frame + position``, segment files (:mod:`vidharm.pipeline.segments`), farm chunks and the
+names of analyze sidecars use source numbers.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from vidharm.io import (
     VideoFrame,
     VideoInfo,
     count_frames,
+    find_sequence,
     fingerprint_sequence,
     is_sequence_source,
     probe_video,
@@ -40,6 +52,7 @@ __all__ = [
     "open_layers",
     "open_stats_mask",
     "iter_frames_and_masks",
+    "iter_frames_masks_alpha",
     "iter_layers",
     "iter_stats_masks",
     "flatten_layers",
@@ -48,6 +61,8 @@ __all__ = [
     "own_alpha",
     "fingerprint_file",
     "describe_ranges",
+    "first_frame_of",
+    "frame_positions",
     "DEFAULT_SEQUENCE_FPS",  # re-exported from vidharm.io for the command line (which may not import io)
     "is_sequence_source",
 ]
@@ -82,7 +97,8 @@ class ClipInput:
         info: the plate's :class:`~vidharm.io.VideoInfo`.
         num_frames: the plate's frame count.
         masks: the foreground mask; with layers, the foreground's alpha.
-        frames: the frames to work on (0-based, step 1).
+        frames: the frames to work on as clip positions (0 = the clip's first frame, step 1); see
+            :attr:`source_frames` for their source numbers.
         stats_mask: where the background may be measured (1) or not (0), or None for everywhere.
         foreground: the foreground layer, or None when ``clip`` is a flattened composite.
     """
@@ -94,6 +110,16 @@ class ClipInput:
     frames: range
     stats_mask: MaskSource | None = None
     foreground: ForegroundLayer | None = None
+
+    @property
+    def first_frame(self) -> int:
+        """The source number of the plate's first frame (an image sequence's first file number, 0 for a video)."""
+        return self.info.first_frame
+
+    @property
+    def source_frames(self) -> range:
+        """:attr:`frames` as source frame numbers (``first_frame + position``)."""
+        return range(self.first_frame + self.frames.start, self.first_frame + self.frames.stop)
 
 
 def describe_ranges(numbers: list[int]) -> str:
@@ -109,12 +135,62 @@ def describe_ranges(numbers: list[int]) -> str:
     return text + (f" and {len(parts) - 5} more ranges" if len(parts) > 5 else "")
 
 
-def _check_frames(clip: Path, frames: range | None, total: int) -> range:
+def first_frame_of(clip: str | Path) -> int:
+    """The source number of a clip's first frame: an image sequence's first file number, 0 for a video.
+
+    Only the sequence's folder is listed (no file is opened, a video is not probed).
+
+    Raises:
+        InputError: a sequence pattern that matches no files, or one with gaps.
+
+    Example:
+        >>> first_frame_of("clip.mp4")
+        0
+    """
+    return find_sequence(clip).first if is_sequence_source(clip) else 0
+
+
+def frame_positions(clip: str | Path, frames: range | None, first_frame: int, total: int | None = None) -> range:
+    """Source frame numbers (``--frames 1001-1050``) as clip positions (0 = the clip's first frame).
+
+    Args:
+        clip: the clip, for messages.
+        frames: source frame numbers (step 1, not empty), or None for the whole clip (needs ``total``).
+        first_frame: the clip's first source frame number (:func:`first_frame_of`).
+        total: the clip's frame count, or None where unknown (then only the start is checked).
+
+    Returns:
+        The positions ``frames - first_frame``.
+
+    Raises:
+        InputError: ``frames`` empty, before the clip's first frame or past its last.
+        UsageError: ``frames`` None without ``total``.
+
+    Example:
+        >>> frame_positions("plate.%04d.exr", range(1003, 1006), 1001, 10)
+        range(2, 5)
+        >>> frame_positions("plate.%04d.exr", range(3, 6), 1001, 10)
+        Traceback (most recent call last):
+        ...
+        vidharm.errors.InputError: plate.%04d.exr: frames 3-5 are outside the clip (frames 1001-1010); frame \
+numbers are the source's (an image sequence's file numbers): give --frames within 1001-1010
+    """
     if frames is None:
+        if total is None:
+            raise UsageError(f"{clip}: the whole clip needs its frame count; give frames or total")
         return range(total)
-    if frames.start < 0 or frames.stop > total or len(frames) == 0:
-        raise MaskError(f"{clip}: frames {frames.start}-{frames.stop - 1} are outside the clip (frames 0-{total - 1})")
-    return frames
+    last = None if total is None else first_frame + total - 1
+    if len(frames) == 0 or frames.step != 1 or frames.start < first_frame or (last is not None and frames[-1] > last):
+        span = f"{first_frame}-{last}" if last is not None else f"from {first_frame}"
+        if len(frames) == 1:
+            shown = f"frame {frames.start} is"
+        else:
+            shown = f"frames {frames.start}-{frames.stop - 1}{'' if len(frames) else ' (empty)'} are"
+        raise InputError(
+            f"{clip}: {shown} outside the clip (frames {span}); frame numbers are the source's (an image "
+            f"sequence's file numbers): give --frames within {span}"
+        )
+    return range(frames.start - first_frame, frames.stop - first_frame)
 
 
 def _resolve_masks(
@@ -123,25 +199,44 @@ def _resolve_masks(
     total: int,
     frames: range,
     *,
+    first_frame: int,
     propagate: bool,
     decoder: str,
     what: str = "masks",
-    hint: str = "give one mask per frame, numbered as the clip's frames from 0",
+    hint: str | None = None,
 ) -> MaskSource:
-    """Check a folder's numbering against the clip; a folder with gaps becomes propagated keyframes."""
+    """Check a folder's numbering (source numbers) against the clip; a folder with gaps becomes propagated keyframes.
+
+    ``frames`` are clip positions; ``source`` was opened with ``first_frame``.
+    """
     if not isinstance(source, MaskFolder):
         return source
-    beyond = [n for n in source.frame_numbers if n >= total]
+    first, last = first_frame, first_frame + total - 1
+    span = f"{first}-{last}"
+    numbers = source.frame_numbers
+    before = [n for n in numbers if n < first]
+    if before and len(before) == len(numbers):
+        raise MaskError(
+            f"{source.path}: the {what.removesuffix('s')} files are numbered {describe_ranges(numbers)} but "
+            f"{clip.name}'s frames are {span}; mask file numbers are the clip's source frame numbers: number them "
+            f"from {first} (e.g. {source.files[numbers[0]].name} -> {first})"
+        )
+    if before:
+        raise MaskError(
+            f"{source.files[before[0]]}: {what.removesuffix('s')} for frame {before[0]} is before {clip.name}'s first "
+            f"frame {first} (frames {span}); mask file numbers are the clip's source frame numbers: check the numbering"
+        )
+    beyond = [n for n in numbers if n > last]
     if beyond:
         raise MaskError(
             f"{source.files[beyond[0]]}: {what} for frame {beyond[0]} but {clip.name} has {total} frames "
-            f"(0-{total - 1}); check the numbering of the mask files"
+            f"({span}); check the numbering of the mask files"
         )
-    missing = sorted(set(frames) - set(source.frame_numbers))
+    missing = sorted(set(frames) - set(source.positions))
     if missing and not propagate:
-        raise MaskError(
-            f"{source.path}: no {what} for {len(missing)} of {len(frames)} frames ({describe_ranges(missing)}); {hint}"
-        )
+        hint = hint or f"give one mask per frame, numbered as the clip's source frames ({span})"
+        named = describe_ranges([first + m for m in missing])
+        raise MaskError(f"{source.path}: no {what} for {len(missing)} of {len(frames)} frames ({named}); {hint}")
     if missing:
         log.info("%s: propagating %d keyframe masks to %d frames", source.path, len(source.files), len(missing))
         return PropagatedMasks(source, clip, total, decoder=decoder)
@@ -149,20 +244,29 @@ def _resolve_masks(
 
 
 def open_stats_mask(
-    path: str | Path, clip: Path, total: int, frames: range, *, propagate: bool = True, decoder: str = "pyav"
+    path: str | Path,
+    clip: Path,
+    total: int,
+    frames: range,
+    *,
+    first_frame: int = 0,
+    propagate: bool = True,
+    decoder: str = "pyav",
 ) -> MaskSource:
     """Open a statistics mask: where the background may be measured (1) and where not (0).
 
     Same sources as the foreground masks, with one addition: a *single image* is a static matte that holds for
     every frame (letterbox bars, a fixed garbage matte), with no propagation. A folder covering every frame is
     used as it is; a folder covering only some frames is a set of keyframes propagated by optical flow on
-    ``clip``, exactly like foreground masks; a mask video gives one mask per frame.
+    ``clip``, exactly like foreground masks; a mask video gives one mask per frame. A folder's files are numbered
+    in the plate's source frame numbers (from ``first_frame``).
 
     Args:
         path: a mask image, a folder of numbered mask images, or a mask video.
         clip: the plate the masks belong to (for propagation and messages).
         total: the plate's frame count.
-        frames: the frames to work on.
+        frames: the frames to work on, as clip positions (0 = the plate's first frame).
+        first_frame: the plate's first source frame number (an image sequence's first file number, 0 for a video).
         propagate: fill frames between keyframes by propagation; False makes them an error.
         decoder: the decoder propagation reads frames with.
 
@@ -187,10 +291,11 @@ def open_stats_mask(
     if path.is_file() and path.suffix.lower() in MASK_IMAGE_SUFFIXES:
         return StillMask(path)
     return _resolve_masks(
-        open_masks(path),
+        open_masks(path, first_frame),
         clip,
         total,
         frames,
+        first_frame=first_frame,
         propagate=propagate,
         decoder=decoder,
         what="statistics mask",
@@ -213,13 +318,16 @@ def open_clip(
 
     A folder that covers only some frames is a set of keyframes: the other frames' masks are propagated by
     optical flow (:class:`~vidharm.masks.PropagatedMasks`); the given masks are kept exactly. With
-    ``mask_from_alpha`` the clip's own alpha channel is the mask (:class:`~vidharm.masks.ClipAlpha`).
+    ``mask_from_alpha`` the clip's own alpha channel is the mask (:class:`~vidharm.masks.ClipAlpha`). Mask files
+    are numbered in source frame numbers: from 0 for a video, from the first file number for an image sequence
+    (``matte.1001.png`` for ``plate.1001.exr``).
 
     Args:
         clip: the video or image-sequence pattern.
         masks: a folder of numbered mask images (all frames, or keyframes) or a mask video; None with
             ``mask_from_alpha``.
-        frames: the source frame numbers to work on (step 1); None for the whole clip.
+        frames: the source frame numbers to work on (step 1; ``range(1001, 1051)`` for ``--frames 1001-1050`` of a
+            sequence that starts at 1001); None for the whole clip. ``ClipInput.frames`` holds them as positions.
         propagate: fill frames without a mask by propagation; False makes them an error.
         decoder: the decoder propagation reads frames with.
         fps: the frame rate of an image-sequence ``clip`` (``shot.%04d.exr``; default 24); None for a video.
@@ -254,20 +362,21 @@ def open_clip(
     clip = Path(clip)
     info = probe_video(clip, fps=fps)
     total = count_frames(clip)
+    first = info.first_frame
     source: MaskSource
     if masks is None:
         source = ClipAlpha(clip, info)
-        frames = _check_frames(clip, frames, total)
+        positions = frame_positions(clip, frames, first, total)
     else:
-        opened = open_masks(masks)
-        frames = _check_frames(clip, frames, total)
-        source = _resolve_masks(opened, clip, total, frames, propagate=propagate, decoder=decoder)
+        opened = open_masks(masks, first)
+        positions = frame_positions(clip, frames, first, total)
+        source = _resolve_masks(opened, clip, total, positions, first_frame=first, propagate=propagate, decoder=decoder)
     stats = (
-        open_stats_mask(stats_mask, clip, total, frames, propagate=propagate, decoder=decoder)
+        open_stats_mask(stats_mask, clip, total, positions, first_frame=first, propagate=propagate, decoder=decoder)
         if stats_mask is not None
         else None
     )
-    return ClipInput(clip=clip, info=info, num_frames=total, masks=source, frames=frames, stats_mask=stats)
+    return ClipInput(clip=clip, info=info, num_frames=total, masks=source, frames=positions, stats_mask=stats)
 
 
 def open_layers(
@@ -287,13 +396,15 @@ def open_layers(
     The layers are matched by position (frame i of each), and must have the same size and frame count. The
     foreground's alpha is its own alpha channel, or ``alpha`` (a mask folder with a mask for every frame, or a
     mask video). Analysis sees the composite ``over(fg, bg)`` with the alpha as its mask; the output's
-    timing, colour tags and audio come from the background (the plate).
+    timing, colour tags, audio and frame numbers come from the background (the plate). An ``alpha`` folder is
+    numbered in the foreground's source frame numbers (it is the element's matte), a ``stats_mask`` folder in the
+    background's.
 
     Args:
         foreground: the foreground element: a clip or image-sequence pattern.
         background: the background plate, same size and length.
         alpha: the foreground's alpha as masks, or None for its own alpha channel.
-        frames: the frames to work on; None for all.
+        frames: the background's source frame numbers to work on; None for all.
         premultiplied: the foreground's colour is premultiplied by its alpha (default: straight).
         stats_mask: where the background may be measured (see :func:`open_stats_mask`), or None.
         propagate: propagate a sparse ``stats_mask`` folder (``alpha`` must cover every frame).
@@ -304,7 +415,8 @@ def open_layers(
         The checked inputs, with ``clip`` the background and ``foreground`` set.
 
     Raises:
-        InputError: unreadable layers, layers of different sizes or lengths, no alpha channel and no ``alpha``.
+        InputError: unreadable layers, layers of different sizes or lengths, no alpha channel and no ``alpha``,
+            ``frames`` outside the background.
         MaskError: ``alpha`` missing for some frames or numbered beyond the clip.
     """
     fg, bg = Path(foreground), Path(background)
@@ -330,7 +442,7 @@ def open_layers(
             bg.name,
             bg_info.fps,
         )
-    frames = _check_frames(bg, frames, total)
+    positions = frame_positions(bg, frames, bg_info.first_frame, total)
     source: MaskSource
     if alpha is None:
         if not fg_info.has_alpha:
@@ -341,23 +453,26 @@ def open_layers(
         source = ClipAlpha(fg, fg_info)
     else:
         source = _resolve_masks(
-            open_masks(alpha),
+            open_masks(alpha, fg_info.first_frame),
             fg,
             total,
-            frames,
+            positions,
+            first_frame=fg_info.first_frame,
             propagate=False,
             decoder=decoder,
             what="alpha",
             hint="the foreground's alpha needs a mask for every frame (fill keyframes with vidharm masks propagate)",
         )
     stats = (
-        open_stats_mask(stats_mask, bg, total, frames, propagate=propagate, decoder=decoder)
+        open_stats_mask(
+            stats_mask, bg, total, positions, first_frame=bg_info.first_frame, propagate=propagate, decoder=decoder
+        )
         if stats_mask is not None
         else None
     )
     layer = ForegroundLayer(fg, fg_info, premultiplied)
     return ClipInput(
-        clip=bg, info=bg_info, num_frames=total, masks=source, frames=frames, stats_mask=stats, foreground=layer
+        clip=bg, info=bg_info, num_frames=total, masks=source, frames=positions, stats_mask=stats, foreground=layer
     )
 
 
@@ -473,23 +588,58 @@ def iter_frames_and_masks(
     """Yield (frame number, pts, RGB frame, mask) for ``inp.frames`` in order, streaming both sources.
 
     For layers the frame is the composite ``over(fg, bg)`` (:func:`flatten_layers`) and the mask the
-    foreground's alpha; a clip that is its own mask is decoded once, with its alpha.
+    foreground's alpha; a clip that is its own mask is decoded once, with its alpha. The clip's alpha channel
+    itself is not returned (see :func:`iter_frames_masks_alpha`).
     """
+    for frame, pts, image, mask, _alpha in _iter_frames(inp, decoder, keep_alpha=False):
+        yield frame, pts, image, mask
+
+
+def iter_frames_masks_alpha(
+    inp: ClipInput, decoder: str = "pyav"
+) -> Iterator[tuple[int, int | None, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """As :func:`iter_frames_and_masks`, plus each frame's own alpha channel, for the output to keep.
+
+    The alpha is the one decoded with the frame, at its levels: (H, W) of the frame's dtype and scale (255 or
+    65535 opaque, 1.0 for float frames), straight as stored. It is None for a clip without alpha, for layers
+    (their output is the composite over the background plate), and with the ``decord`` decoder, which gives
+    RGB only (a warning says so). With ``--mask-from-alpha`` the mask is this same alpha normalised.
+
+    Example:
+        >>> import tempfile
+        >>> from vidharm.io._synth import write_test_clip
+        >>> clip = write_test_clip(Path(tempfile.mkdtemp()) / "fg.mov", num_frames=2, codec="qtrle", pix_fmt="argb")
+        >>> frame, pts, image, mask, alpha = next(iter_frames_masks_alpha(open_clip(clip, mask_from_alpha=True)))
+        >>> alpha.dtype == image.dtype, alpha.shape == mask.shape
+        (True, True)
+    """
+    yield from _iter_frames(inp, decoder, keep_alpha=True)
+
+
+def _iter_frames(
+    inp: ClipInput, decoder: str, *, keep_alpha: bool
+) -> Iterator[tuple[int, int | None, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """The one decode loop of both iterators: the clip's alpha is decoded when it is the mask or is kept."""
     if inp.foreground is not None:
         premultiplied = inp.foreground.premultiplied
         for frame, pts, fg, alpha, bg in iter_layers(inp, decoder):
-            yield frame, pts, flatten_layers(fg, alpha, bg, premultiplied=premultiplied), alpha
+            yield frame, pts, flatten_layers(fg, alpha, bg, premultiplied=premultiplied), alpha, None
         return
     width, height = inp.info.width, inp.info.height
-    if isinstance(inp.masks, ClipAlpha) and inp.masks.path == inp.clip:
-        for vf in _read(inp.clip, inp.info, inp.frames, decoder, alpha=True):
-            yield vf.index, vf.pts, vf.image, inp.masks.mask_of(vf, width, height)
+    own = inp.masks if isinstance(inp.masks, ClipAlpha) and inp.masks.path == inp.clip else None
+    if keep_alpha and inp.info.has_alpha and own is None and decoder == "decord" and not is_sequence_source(inp.clip):
+        log.warning("%s: the decord decoder gives no alpha, so the output is written opaque; use pyav", inp.clip)
+        keep_alpha = False
+    with_alpha = own is not None or (keep_alpha and inp.info.has_alpha)
+    frames = _read(inp.clip, inp.info, inp.frames, decoder, alpha=with_alpha)
+    if own is not None:
+        for vf in frames:
+            yield vf.index, vf.pts, vf.image, own.mask_of(vf, width, height), vf.alpha if keep_alpha else None
         return
-    frames = _read(inp.clip, inp.info, inp.frames, decoder)
     masks = inp.masks.iter_masks(inp.frames, width, height)
     # Not strict: a clip that decodes fewer frames than it declares is reported by the caller's count check.
     for vf, mask in zip(frames, masks, strict=False):
-        yield vf.index, vf.pts, vf.image, mask
+        yield vf.index, vf.pts, vf.image, mask, vf.alpha if keep_alpha else None
 
 
 def alpha_levels(alpha: np.ndarray, like: np.ndarray) -> np.ndarray:

@@ -1,9 +1,15 @@
 """Video segments of a farm render: the frame-range file written beside each, and the lossless join.
 
 ``vidharm render --frames A-B -o seg.mkv`` writes ``seg.segment.json`` beside the segment: the frame range,
-the clip's frame count, fingerprints of the clip, the masks, the parameters applied and the segment file
-itself. ``vidharm concat`` reads these to put segments in frame order and to name overlaps, gaps and
+the clip's first frame and frame count, fingerprints of the clip, the masks, the parameters applied and the
+segment file itself. ``vidharm concat`` reads these to put segments in frame order and to name overlaps, gaps and
 segments from another clip or another parameter file precisely, then joins them without re-encoding.
+
+Frame numbers here are the source's (see :mod:`vidharm.pipeline.inputs`): ``frames`` is the inclusive range of
+source frame numbers (``[1001, 1050]`` for ``--frames 1001-1050`` of a sequence that starts at 1001) and
+``first_frame`` the clip's first source frame, so the segments of one clip must tile
+``first_frame .. first_frame + num_frames - 1``. Files written before ``first_frame`` was recorded read as 0
+(videos, where the two numberings agree).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ SEGMENT_SCHEMA = "vidharm.segment"
 _SEGMENT_VERSION = 1
 _SUFFIX = ".segment.json"
 # Segments joined into one file must agree on these.
-_SAME = ("clip_fingerprint", "masks_fingerprint", "params_fingerprint", "mix", "num_frames")
+_SAME = ("clip_fingerprint", "masks_fingerprint", "params_fingerprint", "mix", "num_frames", "first_frame")
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class SegmentInfo:
         params_fingerprint: :func:`params_fingerprint` of the track rendered.
         mix: the harmonization strength rendered.
         video_fingerprint: fingerprint of the segment file when it was written.
+        first_frame: the clip's first source frame number (0 for a video).
     """
 
     video: Path
@@ -67,11 +74,17 @@ class SegmentInfo:
     params_fingerprint: str
     mix: float
     video_fingerprint: str
+    first_frame: int = 0
 
     @property
     def frames(self) -> range:
         """The segment's source frames."""
         return range(self.first, self.last + 1)
+
+    @property
+    def clip_frames(self) -> range:
+        """The whole clip's source frames."""
+        return range(self.first_frame, self.first_frame + self.num_frames)
 
 
 def segment_info_path(video: str | Path) -> Path:
@@ -104,18 +117,20 @@ def write_segment_info(video: Path, inp: ClipInput, track: ParamsTrack, *, mix: 
 
     Args:
         video: the segment just rendered.
-        inp: the clip input it was rendered from (``inp.frames`` is its range).
+        inp: the clip input it was rendered from (``inp.frames`` is its range; recorded as source numbers).
         track: the parameters applied.
         mix: the strength applied, in [0, 1].
 
     Raises:
         OutputError: the file cannot be written.
     """
+    frames = inp.source_frames
     data = {
         "schema": SEGMENT_SCHEMA,
         "version": _SEGMENT_VERSION,
         "video": video.name,
-        "frames": [inp.frames.start, inp.frames.stop - 1],
+        "frames": [frames.start, frames.stop - 1],
+        "first_frame": inp.first_frame,
         "num_frames": inp.num_frames,
         "clip": str(inp.clip),
         "clip_fingerprint": fingerprint_file(inp.clip),
@@ -157,6 +172,7 @@ def read_segment_info(path: str | Path) -> SegmentInfo:
             params_fingerprint=str(data["params_fingerprint"]),
             mix=float(data["mix"]),
             video_fingerprint=str(data["video_fingerprint"]),
+            first_frame=int(data.get("first_frame", 0)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{path}: malformed segment file ({exc}); render the segment again") from None
@@ -201,6 +217,8 @@ def find_segments(inputs: Sequence[str | Path]) -> list[SegmentInfo]:
 def check_segments(infos: Sequence[SegmentInfo]) -> list[SegmentInfo]:
     """Order segments by frame and check that they tile the whole clip exactly, from one render.
 
+    The clip's frames are its source numbers ``first_frame .. first_frame + num_frames - 1``.
+
     Returns:
         The segments in frame order.
 
@@ -219,6 +237,9 @@ def check_segments(infos: Sequence[SegmentInfo]) -> list[SegmentInfo]:
         Traceback (most recent call last):
         ...
         vidharm.errors.InputError: frames 0-4 of the 10-frame clip are in no segment (before b.mkv); render them
+        >>> seq = [SegmentInfo(Path("s.mkv"), 1001, 1009, **{**s, "num_frames": 9}, first_frame=1001)]
+        >>> [i.frames for i in check_segments(seq)]
+        [range(1001, 1010)]
     """
     if not infos:
         raise UsageError("no segments to join; give the segment videos or their folder")
@@ -243,10 +264,17 @@ def check_segments(infos: Sequence[SegmentInfo]) -> list[SegmentInfo]:
                 f"frames {a.last + 1}-{b.first - 1} are in no segment (between {a.video.name} and {b.video.name}); "
                 "render them"
             )
-    n = ref.num_frames
-    missing = list(range(0, ordered[0].first)) + list(range(ordered[-1].last + 1, n))
+    n, clip = ref.num_frames, ref.clip_frames
+    outside = [i for i in ordered if i.first < clip.start or i.last >= clip.stop]
+    if outside:
+        bad = outside[0]
+        raise InputError(
+            f"{bad.video.name}: frames {bad.first}-{bad.last} are outside the clip (frames {clip.start}-"
+            f"{clip.stop - 1}); render it again"
+        )
+    missing = list(range(clip.start, ordered[0].first)) + list(range(ordered[-1].last + 1, clip.stop))
     if missing:
-        where = f"before {ordered[0].video.name}" if missing[0] == 0 else f"after {ordered[-1].video.name}"
+        where = f"before {ordered[0].video.name}" if missing[0] == clip.start else f"after {ordered[-1].video.name}"
         raise InputError(
             f"frames {describe_ranges(missing)} of the {n}-frame clip are in no segment ({where}); render them"
         )
