@@ -850,6 +850,7 @@ def _cmd_render(args: argparse.Namespace) -> int:
     inp = _open_inputs(args, args.frames)
     if args.params.suffix.lower() == ".csv":
         base = read_params(args.base) if args.base else neutral_track(inp, device=config.device, decoder=config.decoder)
+        base.header.setdefault("first_frame", inp.first_frame)  # --base written before first_frame was recorded
         track = apply_keyframes(base, read_keyframes(args.params, names=base.method.arg_names))
     elif args.base:
         raise UsageError("--base goes with a keyframe CSV; a .json parameter file is rendered as it is")
@@ -995,9 +996,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
         frames = range(args.frame, args.frame + 1) if args.frame is not None else args.frames
         track = _track_for_export(args, frames)
-        # --frame/--frames are source numbers; the track's rows are clip positions.
-        positions = frame_positions(args.clip, frames, first_frame_of(args.clip), track.header.get("num_frames"))
-        export_lut(track, args.output, positions, size=args.size, mix=args.mix, ocio=args.ocio)
+        # --frame/--frames are source numbers, as export_lut takes them; a sidecar written before first_frame was
+        # recorded gets the clip's. frame_positions checks them against the clip, naming its frames.
+        first = track.header.setdefault("first_frame", first_frame_of(args.clip))
+        frame_positions(args.clip, frames, first, track.header.get("num_frames"))
+        export_lut(track, args.output, frames, size=args.size, mix=args.mix, ocio=args.ocio)
     elif args.what == "nuke":
         progress = _Progress(args.quiet)
         try:
@@ -1039,10 +1042,13 @@ def _cmd_qc(args: argparse.Namespace) -> int:
 
     track = read_params(args.params)
     inp = None
-    if args.clip and args.masks:
+    if args.clip:
         from vidharm.pipeline.inputs import first_frame_of
 
-        first = first_frame_of(args.clip)  # sidecar rows are clip positions; open_clip takes source numbers
+        # Flags name source frames; a sidecar written before first_frame was recorded gets the clip's.
+        track.header.setdefault("first_frame", first_frame_of(args.clip))
+    if args.clip and args.masks:
+        first = track.first_frame  # sidecar rows are clip positions; open_clip takes source numbers
         inp = open_clip(args.clip, args.masks, range(first + track.frames[0].frame, first + track.frames[-1].frame + 1))
     if args.proxy and inp is None:
         raise UsageError("--proxy needs --clip and --masks")

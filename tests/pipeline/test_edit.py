@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from numbered_shot import analyze_numbered_shot, write_numbered_shot
 
 from vidharm.errors import InputError, UsageError
 from vidharm.filters import FILTER_NAMES, measure_filter_stats
@@ -356,3 +357,21 @@ def test_colour_transfer_tracks_are_edited_by_coefficient_name() -> None:
         read_keyframes(text="frame,brightness\n0,0.1\n", names=names)
     with pytest.raises(InputError, match="not a value of this track's 'affine' rows"):
         apply_keyframes(track, read_keyframes(text="frame,brightness\n0,0.1\n"))
+
+
+def test_keyframe_csv_frames_are_the_source_numbers_of_a_sequence(tmp_path: Path) -> None:
+    """A CSV for a sequence numbered from 1001 says 1001..: its row 1003 edits file 1003 (position 2)."""
+    clip, mattes = write_numbered_shot(tmp_path)
+    base = analyze_numbered_shot(clip, mattes)
+    assert base.first_frame == 1001
+    keys = read_keyframes(text="frame,brightness,half_life_s\n1001,0.0,\n1003,0.4,\n1005,,0\n")
+    edited = apply_keyframes(base, keys)
+    np.testing.assert_allclose([r.smoothed[1] for r in edited.frames], [0.0, 0.2, 0.4, 0.4, 0.4, 0.4])
+    # half_life_s 0 from 1005 on: the unkeyed arguments are raw from position 4, untouched before it
+    assert [r.smoothed[0] for r in edited.frames[4:]] == [r.raw[0] for r in base.frames[4:]]
+    assert [r.smoothed[0] for r in edited.frames[:4]] == [r.applied()[0][0] for r in base.frames[:4]]
+    # inside the sidecar the keyframes are recorded as positions, like its rows
+    assert edited.header["edits"][-1]["args"] == {"brightness": [[0, 0.0], [2, 0.4]]}
+    assert edited.header["edits"][-1]["smoothing"] == [[4, None, 0.0]]
+    with pytest.raises(InputError, match=r"line 2: frame 2 is outside the clip \(frames 1001-1006\)"):
+        apply_keyframes(base, read_keyframes(text="frame,brightness\n2,0.4\n"))

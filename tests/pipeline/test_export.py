@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import shared_path
+from numbered_shot import analyze_numbered_shot, write_numbered_shot
 
 from vidharm.errors import InputError, OutputError, UsageError
 from vidharm.filters import measure_filter_stats
@@ -277,3 +278,46 @@ def test_export_onnx_full_harmonizer(tmp_path: Path) -> None:
     config = ProcessConfig(model="harmonizer", weights=str(tmp_path / "h.pth"), device="cpu")
     worst = export_onnx(config, tmp_path / "h.onnx")
     assert worst is not None and worst < 1e-4
+
+
+def test_export_nuke_of_a_sequence_numbered_from_1001_uses_source_numbers(tmp_path: Path) -> None:
+    """Regression: the script said first_frame 0 and named its LUTs .0000.cube while its Reads run 1001..."""
+    clip, mattes = write_numbered_shot(tmp_path)
+    track = analyze_numbered_shot(clip, mattes)
+    nk = export_nuke(track, tmp_path / "shot.nk", clip=clip, masks=mattes, size=3)
+    text = nk.read_text()
+    cubes = tmp_path / "shot_cubes"
+    assert sorted(p.name for p in cubes.iterdir()) == [f"shot.{n}.cube" for n in range(1001, 1007)]
+    assert 'TITLE "vidharm frame 1003"' in (cubes / "shot.1003.cube").read_text()
+    row = track.row(2)  # position 2 is file 1003
+    np.testing.assert_allclose(read_cube(cubes / "shot.1003.cube"), lut_lattice(*row.applied(), size=3), atol=1e-6)
+    assert " first_frame 1001\n last_frame 1006\n" in text
+    # the plate is read at its file numbers (no TimeOffset), as the mattes are
+    plate = text[text.index(f'file "{clip.resolve()}"') :]
+    assert plate.startswith(f'file "{clip.resolve()}"\n first 1001\n last 1006\n origfirst 1001\n origlast 1006\n')
+    assert f'file "{mattes.resolve()}/matte.%04d.png"\n first 1001\n last 1006\n' in text
+    assert "TimeOffset" not in text
+    # the OCIOFileTransform's [format %04d [frame]] names an existing LUT on every frame of the script
+    expression = re.search(r'file "(.*)\[format %04d \[frame\]\]\.cube"', text)
+    assert expression is not None
+    for frame in range(1001, 1007):
+        assert Path(f"{expression.group(1)}{frame:04d}.cube").is_file()
+    assert re.search(r" brightness \{\{curve x1001 \S+ x1002 \S+ x1003 \S+ x1004 \S+ x1005 \S+ x1006 \S+\}\}", text)
+    # a sidecar written before first_frame was recorded takes the clip's; a matte video is shifted onto 1001
+    old = ParamsTrack({k: v for k, v in track.header.items() if k != "first_frame"}, track.frames)
+    matte_movie = write_test_clip(tmp_path / "matte.mp4", num_frames=6, width=32, height=24)
+    again = export_nuke(old, tmp_path / "old.nk", clip=clip, masks=matte_movie, size=2).read_text()
+    assert sorted(p.name for p in (tmp_path / "old_cubes").iterdir())[0] == "old.1001.cube"
+    assert " first_frame 1001" in again and "TimeOffset {\n time_offset 1000\n name vidharm_Matte" in again
+
+
+def test_export_lut_takes_and_names_source_frames_of_a_sequence(tmp_path: Path) -> None:
+    clip, mattes = write_numbered_shot(tmp_path)
+    track = analyze_numbered_shot(clip, mattes)
+    cube = export_lut(track, tmp_path / "f.cube", 1003, size=3)
+    assert 'TITLE "vidharm frame 1003"' in cube.read_text() and "frame 1003\n" in cube.read_text()
+    np.testing.assert_allclose(read_cube(cube), lut_lattice(*track.row(2).applied(), size=3), atol=1e-6)
+    mean = export_lut(track, tmp_path / "m.cube", range(1002, 1005), size=3)
+    assert 'TITLE "vidharm frame 1002-1004"' in mean.read_text()
+    with pytest.raises(InputError, match=r"no row for frame 3 \(it covers 1001-1006\)"):
+        export_lut(track, tmp_path / "x.cube", 3, size=3)

@@ -24,7 +24,6 @@ from vidharm.pipeline.inputs import (
     match_depth,
     open_clip,
     open_layers,
-    own_alpha,
 )
 from vidharm.pipeline.process import process_video
 
@@ -95,21 +94,6 @@ def test_mask_from_alpha_of_prores_4444_is_16_bit(tmp_path: Path) -> None:
         # 16-bit decoded alpha divided by 65535 (ProRes keeps alpha to 12 bits or more: within half an 8-bit level)
         assert float(np.abs(mask - _rgba(i)[..., 3] / 255.0).max()) < 0.5 / 255
         assert len(np.unique(mask)) > 10
-
-
-def test_own_alpha_restores_the_alpha_levels(tmp_path: Path) -> None:
-    clip = _png_sequence(tmp_path / "seq", n=1)
-    inp = open_clip(clip, mask_from_alpha=True)
-    _, _, image, mask = next(iter_frames_and_masks(inp))
-    restored = own_alpha(inp, mask, image)
-    assert restored is not None and restored.dtype == np.uint8
-    np.testing.assert_array_equal(restored, _rgba(0)[..., 3])
-    deep = own_alpha(inp, mask, image.astype(np.uint16) * 257)
-    assert deep is not None and deep.dtype == np.uint16
-    np.testing.assert_array_equal(deep, _rgba(0)[..., 3].astype(np.uint16) * 257)
-    (tmp_path / "masks").mkdir()
-    write_image(tmp_path / "masks" / "01001.png", _rgba(0)[..., 3])  # numbered like the sequence's file
-    assert own_alpha(open_clip(clip, tmp_path / "masks"), mask, image) is None  # masks from elsewhere: no alpha
 
 
 def test_mask_from_alpha_end_to_end(tmp_path: Path) -> None:

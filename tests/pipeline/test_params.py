@@ -71,3 +71,25 @@ def test_row_lookup() -> None:
     with pytest.raises(InputError, match="no row for frame 7"):
         track.row(7)
     assert track.row(1).applied()[0] == [0.0] * 6
+
+
+def test_first_frame_is_recorded_and_defaults_to_0(tmp_path: Path) -> None:
+    """Rows are positions; header.first_frame converts them to source numbers (absent in older sidecars: 0)."""
+    path = tmp_path / "p.json"
+    write_params(_track(), path)
+    old = read_params(path)
+    assert old.first_frame == 0 and old.source_frame(2) == 2
+    numbered = _track()
+    numbered.header["first_frame"] = 1001
+    write_params(numbered, path)
+    back = read_params(path)
+    assert back.first_frame == 1001 and back.source_frame(2) == 1003 and back.row(2).frame == 2
+    assert json.loads(path.read_text())["version"] == 1  # an optional header key: no new schema version
+    with pytest.raises(InputError, match=r"no row for frame 1004 \(it covers 1001-1003\)"):
+        back.row(3)
+    for bad in (-1, 1.5, "1001", True, None):
+        data = json.loads(path.read_text())
+        data["header"]["first_frame"] = bad
+        path.write_text(json.dumps(data))
+        with pytest.raises(InputError, match="header.first_frame must be the clip's first source frame number"):
+            read_params(path)

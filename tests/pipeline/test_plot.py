@@ -66,3 +66,23 @@ def test_plot_errors(tmp_path: Path) -> None:
         plot_params(_track(3), tmp_path / "e.jpg")
     with pytest.raises(OutputError, match="does not exist"):
         plot_params(_track(3), tmp_path / "missing" / "e.png")
+
+
+def test_plot_axis_cuts_and_keyframes_use_source_frames(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A track of a sequence numbered from 1001 is drawn against 1001..; cuts and edits are stored as positions."""
+    import vidharm.pipeline.plot as plot
+
+    track = _track()
+    numbered = ParamsTrack({**track.header, "first_frame": 1001}, track.frames)
+    edited = apply_keyframes(numbered, read_keyframes(text="frame,contrast\n1005,0.2\n1030,-0.2\n"))
+    figures = []
+    monkeypatch.setattr(plot, "_save", lambda fig, out: figures.append(fig) or out)
+    plot_params(edited, tmp_path / "p.png")
+    panels = figures[0].axes
+    raw_line = panels[0].get_lines()[0]
+    assert list(raw_line.get_xdata()[[0, -1]]) == [1001, 1040]
+    cut = [ln for ln in panels[0].get_lines() if ln.get_linestyle() == "--"]
+    assert [list(ln.get_xdata()) for ln in cut] == [[1021, 1021]]  # the cut stored at position 20
+    contrast = panels[2]
+    keys = [ln for ln in contrast.get_lines() if ln.get_label() == "keyframe"]
+    assert list(keys[0].get_xdata()) == [1005, 1030]

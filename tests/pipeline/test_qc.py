@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from numbered_shot import write_numbered_shot
 
 from vidharm.errors import InputError, UsageError
 from vidharm.io import probe_video, read_frames
@@ -16,6 +18,7 @@ from vidharm.pipeline import (
     FrameParams,
     ParamsTrack,
     ProcessConfig,
+    analyze,
     open_clip,
     process_video,
     read_params,
@@ -137,3 +140,34 @@ def test_read_params_checks_mask_area(tmp_path: Path) -> None:
     path.write_text(json.dumps(data))
     with pytest.raises(InputError, match=r"frames\[1\].mask_area must be a number in \[0, 1\]"):
         read_params(path)
+
+
+def test_flags_name_the_source_frames_of_a_sequence_numbered_from_1001(tmp_path: Path) -> None:
+    """Regression: flags of an image sequence used to name row positions (2) instead of file numbers (1003)."""
+    clip, mattes = write_numbered_shot(tmp_path)
+    inp = open_clip(clip, mattes)
+    analysed = analyze(inp, ProcessConfig(model="stats", device="cpu"))
+    assert analysed.first_frame == 1001 and [r.frame for r in analysed.frames] == list(range(6))
+    rows = [
+        dataclasses.replace(
+            r,
+            smoothed=[0.0, 1.0 if i in (2, 3) else 0.0, 0, 0, 0, 0],
+            mask_area=0.0 if i == 5 else None,  # the others come from measure_mask_areas, keyed by position
+        )
+        for i, r in enumerate(analysed.frames)
+    ]
+    header = {**analysed.header, "smoothing": {"mode": "ema", "half_life_s": 0.5, "cuts": [4]}}  # positions
+    track = ParamsTrack(header, rows)
+    areas = measure_mask_areas(inp)
+    assert sorted(areas) == list(range(6))
+    flags = check_track(track, mask_areas=areas)
+    found = [(f.kind, f.first, f.last) for f in flags]
+    assert ("clamp", 1003, 1004) in found and ("jump", 1003, 1003) in found
+    assert ("cut", 1005, 1005) in found and ("empty_mask", 1006, 1006) in found
+    assert ("jump", 1005, 1005) not in found  # the step back down sits on the cut
+    assert all(f.first >= 1001 for f in flags)
+    text = format_flags(flags)
+    assert "frames 1003-1004: brightness at its clamp limit" in text and "frame 1005: scene cut" in text
+    # A sidecar without first_frame (written before it was recorded) reads as before: positions.
+    old = ParamsTrack({k: v for k, v in header.items() if k != "first_frame"}, rows)
+    assert ("clamp", 2, 3) in [(f.kind, f.first, f.last) for f in check_track(old, mask_areas=areas)]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from numbered_shot import analyze_numbered_shot, write_numbered_shot
 
 from vidharm.errors import InputError
 from vidharm.pipeline import FrameParams, ParamsTrack, smooth
@@ -54,3 +57,20 @@ def test_join_refuses_chunks_from_another_clip() -> None:
     b.header["clip_fingerprint"] = "other"
     with pytest.raises(InputError, match="clip_fingerprint differs"):
         join_tracks([a, b], ["a.json", "b.json"])
+
+
+def test_join_names_gaps_and_overlaps_of_a_sequence_by_source_number(tmp_path: Path) -> None:
+    """Chunks of a sequence numbered from 1001: rows stay positions, messages name the files' numbers."""
+    clip, mattes = write_numbered_shot(tmp_path)
+    chunks = (range(1001, 1003), range(1003, 1007), range(1005, 1007))
+    a, b, c = (analyze_numbered_shot(clip, mattes, r) for r in chunks)
+    joined = join_tracks([b, a])
+    assert joined.first_frame == 1001 and [r.frame for r in joined.frames] == list(range(6))
+    assert joined.header["frames"] == [0, 5]
+    with pytest.raises(InputError, match=r"frames 1003-1004 are in no chunk \(2 missing in all\)"):
+        join_tracks([a, c], ["a.json", "c.json"])
+    with pytest.raises(InputError, match="frame 1005 is in both b.json and c.json"):
+        join_tracks([b, c], ["b.json", "c.json"])
+    renumbered = ParamsTrack({**c.header, "first_frame": 0}, c.frames)
+    with pytest.raises(InputError, match="c.json: its first_frame 0 differs from a.json's 1001"):
+        join_tracks([a, renumbered], ["a.json", "c.json"])

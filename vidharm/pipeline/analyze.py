@@ -451,8 +451,9 @@ def analyze(
         on_frame: called with 1 after each frame, for progress bars.
 
     Returns:
-        A track with ``raw``, ``stats`` and ``signature`` filled and nothing smoothed; the header records
-        ``analyze_stride``, and ``stats_mask`` (with its fingerprint) or ``foreground``, its fingerprint and
+        A track with ``raw``, ``stats`` and ``signature`` filled and nothing smoothed, one row per clip position;
+        the header records ``first_frame`` (the source number of position 0), ``analyze_stride``, and
+        ``stats_mask`` (with its fingerprint) or ``foreground``, its fingerprint and
         ``premultiplied`` where they apply.
 
     Raises:
@@ -555,7 +556,7 @@ def analyze(
             "%d of %d frames have an empty mask (first: frame %d); they are left unchanged",
             len(empty),
             len(rows),
-            empty[0],
+            inp.first_frame + empty[0],
         )
     if len(rows) != len(inp.frames):
         raise MaskError(f"{inp.clip}: decoded {len(rows)} frames with masks but expected {len(inp.frames)}")
@@ -571,6 +572,7 @@ def analyze(
         "fps": str(inp.info.fps),
         "time_base": str(inp.info.time_base),
         "num_frames": inp.num_frames,
+        "first_frame": inp.first_frame,
         "frames": [inp.frames.start, inp.frames.stop - 1],
         "model": config.model,
         "weights": str(weights) if weights else None,

@@ -11,11 +11,13 @@ The keyframe CSV (:func:`read_keyframes`)::
     48,0.25,-0.1,,
     120,,,1.5,zero_lag
 
-* ``frame`` comes first; then any of the six arguments (``temperature``, ``brightness``, ``contrast``,
-  ``saturation``, ``highlight``, ``shadow``) and the smoothing columns ``half_life_s`` and ``smoothing``, in any
-  order. Names are case-insensitive; blank lines and lines starting with ``#`` are skipped. Tracks of image
-  models rendered through a colour transform name their coefficients instead (``m0`` .. ``m11`` for
-  ``affine``; ``read_keyframes(..., names=track.method.arg_names)``).
+* ``frame`` comes first: the source frame number (an image sequence's file number, so a CSV for
+  ``plate.1001.exr`` .. starts at 1001; a video counts from 0; the base track's ``header.first_frame`` maps it
+  to its row, see :mod:`vidharm.pipeline.params`). Then any of the six arguments (``temperature``,
+  ``brightness``, ``contrast``, ``saturation``, ``highlight``, ``shadow``) and the smoothing columns
+  ``half_life_s`` and ``smoothing``, in any order. Names are case-insensitive; blank lines and lines starting
+  with ``#`` are skipped. Tracks of image models rendered through a colour transform name their coefficients
+  instead (``m0`` .. ``m11`` for ``affine``; ``read_keyframes(..., names=track.method.arg_names)``).
 * An argument cell is an absolute value (the raw argument; the filters clamp it to [-1, 1]). An empty cell
   is no keyframe, so each argument has its own keyframes. Between its keyframes an argument is interpolated
   linearly in frame number, and before its first and after its last keyframe it holds that value. A
@@ -350,7 +352,7 @@ def _smooth_ranges(track: ParamsTrack, keys: Keyframes, values: np.ndarray, cuts
     base = track.header.get("smoothing")
     mode = str(base.get("mode")) if isinstance(base, dict) and base.get("mode") else "off"
     half_life = float(base.get("half_life_s") or 0.0) if isinstance(base, dict) else 0.0
-    frames = np.array([r.frame for r in track.frames])
+    frames = np.array([track.source_frame(r.frame) for r in track.frames])  # the CSV's numbers
     settings = list(keys.smoothing)
     modes: list[str] = []
     half_lives: list[float] = []
@@ -395,12 +397,14 @@ def apply_keyframes(base: ParamsTrack, keys: Keyframes) -> ParamsTrack:
         base: the sidecar to edit (from analyze, or :func:`neutral_track` where there is none).
         keys: from :func:`read_keyframes`.
 
+    The CSV's frames are source numbers: row ``i`` of ``base`` is source frame ``base.first_frame + i``.
+
     Returns:
         A new track; ``raw`` is kept, ``smoothed``/``smoothed_stats`` are what render applies, and
-        ``header["edits"]`` records the keyframes.
+        ``header["edits"]`` records the keyframes (their frames as clip positions, like the rows).
 
     Raises:
-        InputError: the base has no rows, or a keyframe lies outside the clip.
+        InputError: the base has no rows, or a keyframe lies outside the clip (both named in source numbers).
 
     Example:
         >>> from vidharm.pipeline.params import FrameParams
@@ -419,15 +423,17 @@ def apply_keyframes(base: ParamsTrack, keys: Keyframes) -> ParamsTrack:
                 f"{keys.source}: column {name!r} is not a value of this track's {method.kind!r} rows; "
                 f"{_nearest(name, method.arg_names)}read the CSV with names=track.method.arg_names"
             )
-    first, last = base.frames[0].frame, base.frames[-1].frame
+    offset = base.first_frame
+    first, last = base.source_frame(base.frames[0].frame), base.source_frame(base.frames[-1].frame)
     total = base.header.get("num_frames")
-    limit = (0, int(total) - 1) if isinstance(total, int) and total > 0 else (first, last)
+    limit = (offset, offset + int(total) - 1) if isinstance(total, int) and total > 0 else (first, last)
     for frame in keys.frames:
         if not limit[0] <= frame <= limit[1]:
             line = keys.lines.get(frame)
             raise InputError(
                 f"{keys.source}{f' line {line}' if line else ''}: frame {frame} is outside the clip "
-                f"(frames {limit[0]}-{limit[1]}); fix the frame number"
+                f"(frames {limit[0]}-{limit[1]}); frame numbers are the source's (an image sequence's file "
+                "numbers): fix the frame number"
             )
     old_args, old_stats = _applied(base)
     args, stats = old_args.copy(), old_stats.copy()
@@ -442,7 +448,7 @@ def apply_keyframes(base: ParamsTrack, keys: Keyframes) -> ParamsTrack:
         stats[keep:] = smoothed[keep:, method.num_args :]
     # The (re-)smoothed statistics belong with the (re-)smoothed arguments; only keyframes move the pivot.
     smoothed_args = args.copy()
-    frames = np.array([r.frame for r in base.frames])
+    frames = np.array([base.source_frame(r.frame) for r in base.frames])
     for name in keys.args:
         args[:, method.arg_names.index(name)] = keys.curve(name, frames)
     stats = _follow_pivot(smoothed_args, args, stats)
@@ -450,14 +456,15 @@ def apply_keyframes(base: ParamsTrack, keys: Keyframes) -> ParamsTrack:
         base.header,
         {
             "keyframes": keys.source,
-            "args": {name: [list(k) for k in kf] for name, kf in keys.args.items()},
-            "smoothing": [list(s) for s in keys.smoothing],
+            # Recorded as clip positions, as every frame number inside a sidecar is.
+            "args": {name: [[f - offset, v] for f, v in kf] for name, kf in keys.args.items()},
+            "smoothing": [[f - offset, m, h] for f, m, h in keys.smoothing],
         },
     )
     if keys.smoothing:
         setting = base.header.get("smoothing")
         before = setting if isinstance(setting, dict) else {"mode": "off", "half_life_s": 0.0}
-        ranges = [list(r) for r in keys.smoothing]
+        ranges = [[f - offset, m, h] for f, m, h in keys.smoothing]
         header["smoothing"] = {**before, "cuts": [base.frames[i].frame for i in cuts], "ranges": ranges}
     return _with_applied(base, args, stats, header)
 

@@ -36,10 +36,14 @@ approximate them with Grade/Saturation nodes. It reads a numbered ``.cube`` per 
 result over the plate with the matte in a ``Keymix`` (its ``mix`` is the harmonization strength), which is
 exactly vidharm's ``filtered * mask + image * (1 - mask)``. A ``NoOp`` carries the row's values (the six
 arguments) as animated knobs, one key per frame, for reference. Both reads are ``raw`` (no input colour
-transform); write the result raw as well. Nuke numbers a movie's frames from 1, so a ``TimeOffset`` of -1
-puts source frame ``f`` at script frame ``f``. The script follows the ``.nk`` syntax (nodes take their
-inputs from a stack, input 0 from the top) but has not been loaded into Nuke by the test-suite (no Nuke
-there): check the Keymix inputs (B = plate, A = graded, mask = matte) on first use.
+transform); write the result raw as well. Script frames are source frame numbers throughout (the Root range,
+the per-frame ``.cube`` names and the ``OCIOFileTransform`` expression, the knob keys): an image-sequence plate
+numbered from 1001 is read at its file numbers and graded by ``<stem>.1001.cube`` ..; a video counts from 0.
+Nuke numbers a movie's frames from 1, so a movie (the plate or a matte video) gets a ``TimeOffset`` of
+``first_frame - 1`` (-1 for a video plate) that puts source frame ``f`` at script frame ``f``. The script
+follows the ``.nk`` syntax (nodes take their inputs from a stack, input 0 from the top) but has not been loaded
+into Nuke by the test-suite (no Nuke there): check the Keymix inputs (B = plate, A = graded, mask = matte) on
+first use.
 
 **ONNX.** :func:`export_onnx` exports an argument-predicting model (``harmonizer``) as a graph taking
 ``image`` (B, 3, S, S) and ``mask`` (B, 1, S, S) float32 in [0, 1] at the model's input size S and returning
@@ -69,6 +73,7 @@ from vidharm.io import ColorManagement, atomic_path, read_image
 from vidharm.masks import MaskFolder, open_masks
 from vidharm.models import get_model_config
 from vidharm.pipeline.analyze import load_model
+from vidharm.pipeline.inputs import first_frame_of, is_sequence_source
 from vidharm.pipeline.methods import Method
 from vidharm.pipeline.params import ParamsTrack
 from vidharm.pipeline.render import check_mix, track_color_management
@@ -178,7 +183,7 @@ def _frames(track: ParamsTrack, frames: int | Sequence[int] | range) -> list[int
     if not chosen:
         raise UsageError("frames: expected a frame number or a non-empty frame range")
     for f in chosen:
-        track.row(f)  # raises InputError naming the track's coverage
+        track.row(f - track.first_frame)  # raises InputError naming the track's coverage
     return chosen
 
 
@@ -197,7 +202,8 @@ def track_lut(
 
     Args:
         track: a sidecar; each row's applied (smoothed) arguments and statistics are used.
-        frames: a source frame number, or several (e.g. ``range(100, 150)``).
+        frames: a source frame number, or several (e.g. ``range(100, 150)``; ``range(1001, 1011)`` for an image
+            sequence numbered from 1001: row ``i`` is source frame ``track.first_frame + i``).
         size: points per axis.
         mix: strength in [0, 1].
         ocio: the OCIO config of a colour-managed track, instead of the one its header records.
@@ -220,7 +226,7 @@ def track_lut(
     color = _track_color(track, ocio)
     total = np.zeros((size, size, size, 3), dtype=np.float64)
     for f in chosen:
-        args, stats = track.row(f).applied()
+        args, stats = track.row(f - track.first_frame).applied()
         total += lut_lattice(args, stats, size=size, mix=mix, method=track.method, color=color)
     return total / len(chosen)
 
@@ -339,12 +345,13 @@ def read_cube(path: str | Path) -> np.ndarray:
 
 
 def _describe(track: ParamsTrack, frames: list[int]) -> list[str]:
+    """The .cube comments for source ``frames``."""
     clip = track.header.get("clip", "?")
     span = str(frames[0]) if len(frames) == 1 else f"{frames[0]}-{frames[-1]} (mean of {len(frames)} LUTs)"
     lines = [f"vidharm {vidharm.__version__}: harmonization of {clip}, frame {span}"]
     method = track.method
     if len(frames) == 1:
-        args, stats = track.row(frames[0]).applied()
+        args, stats = track.row(frames[0] - track.first_frame).applied()
         names = method.arg_names
         lines.append(f"{method.kind} " + " ".join(f"{n}={v:+.4f}" for n, v in zip(names, args, strict=True)))
         if len(stats) == 4:
@@ -381,7 +388,8 @@ def export_lut(
     Args:
         track: the sidecar (its rows' applied arguments and statistics are baked in).
         path: the .cube to write; its folder must exist.
-        frames: a source frame number or a range of them.
+        frames: a source frame number or a range of them (row ``i`` is source frame ``track.first_frame + i``);
+            the ``TITLE`` names them.
         size: points per axis (33 default; 65 for finer curves).
         mix: strength in [0, 1].
         ocio: the OCIO config of a colour-managed track, instead of the one its header records.
@@ -458,13 +466,19 @@ def export_nuke(
     the LUTs are in its analysis space and sit between two ``OCIOColorSpace`` nodes (plate space to analysis
     space and back); the Nuke project must use the same OCIO config (the script's comments name it).
 
+    Script frames are source frame numbers: row ``i`` is frame ``first_frame + i``, where ``first_frame`` is the
+    track's ``header.first_frame``, or for sidecars written before it was recorded the clip's own (its first
+    file number for an image sequence, 0 for a video).
+
     Args:
         track: the sidecar to reproduce (each row's applied values).
         path: the ``.nk`` to write; its folder must exist.
-        clip: the plate the script reads (written as an absolute path).
-        masks: the mask folder (read as a numbered sequence) or mask video.
-        cube_dir: folder for the per-frame LUTs ``<stem>.<frame:04d>.cube``; default ``<stem>_cubes`` beside
-            ``path`` (created if missing).
+        clip: the plate the script reads (written as an absolute path): a video, or an image-sequence pattern
+            (``plate.%04d.exr``, read at its file numbers).
+        masks: the mask folder (read as a numbered sequence, its files numbered as the plate's source frames) or
+            mask video.
+        cube_dir: folder for the per-frame LUTs ``<stem>.<source frame:04d>.cube``; default ``<stem>_cubes``
+            beside ``path`` (created if missing).
         size: lattice points per axis of each LUT.
         mix: strength in [0, 1], set on the Keymix.
         on_frame: called with 1 after each LUT, for progress bars.
@@ -474,7 +488,8 @@ def export_nuke(
         ``path`` as a Path.
 
     Raises:
-        InputError: an empty track, or unreadable masks.
+        InputError: an empty track, unreadable masks, or (for a sidecar without ``first_frame``) an image
+            sequence whose files cannot be listed.
         UsageError: a bad ``size`` or ``mix``, or a track made with a local colour-transfer grid.
         OutputError: a file cannot be written.
 
@@ -500,23 +515,31 @@ def export_nuke(
         cubes.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"{cubes}: cannot create the LUT folder ({exc}); check the path and permissions") from exc
+    if track.header.get("first_frame") is None:  # written before first_frame was recorded: the clip says
+        track = ParamsTrack({**track.header, "first_frame": first_frame_of(clip)}, track.frames)
+    offset = track.first_frame
     stem = out.stem
     method = track.method
     color = _track_color(track, ocio)
     for row in track.frames:
         args, stats = row.applied()
+        frame = track.source_frame(row.frame)
         write_cube(
             lut_lattice(args, stats, size=size, method=method, color=color),
-            cubes / f"{stem}.{row.frame:04d}.cube",
-            title=f"vidharm frame {row.frame}",
-            comments=_describe(track, [row.frame]),
+            cubes / f"{stem}.{frame:04d}.cube",
+            title=f"vidharm frame {frame}",
+            comments=_describe(track, [frame]),
         )
         if on_frame is not None:
             on_frame(1)
-    source = open_masks(masks)
+    source = open_masks(masks, offset)
     folder = source if isinstance(source, MaskFolder) else None
-    frames = [r.frame for r in track.frames]
+    frames = [track.source_frame(r.frame) for r in track.frames]
     first, last = frames[0], frames[-1]
+    total = track.header.get("num_frames")
+    clip_last = offset + total - 1 if isinstance(total, int) and total > 0 else last
+    # A movie's frame 1 is source frame `offset`: shift it onto the script's (source) frame numbers.
+    movie_offset = f" time_offset {offset - 1}"
     width, height = track.header.get("width"), track.header.get("height")
     fps = float(track.fps)
     lines = [
@@ -547,10 +570,15 @@ def export_nuke(
         ]
     else:
         lines += ["Read {", " inputs 0", f" file {_nk_string(str(Path(masks).resolve()))}", " raw true"]
-        lines += [" name vidharm_MatteMovie", "}", "TimeOffset {", " time_offset -1", " name vidharm_Matte", "}"]
+        lines += [" name vidharm_MatteMovie", "}", "TimeOffset {", movie_offset, " name vidharm_Matte", "}"]
     lines += ["set N_vidharm_matte [stack 0]"]
-    lines += ["Read {", " inputs 0", f" file {_nk_string(str(Path(clip).resolve()))}", " raw true"]
-    lines += [" name vidharm_PlateMovie", "}", "TimeOffset {", " time_offset -1", " name vidharm_Plate", "}"]
+    lines += ["Read {", " inputs 0", f" file {_nk_string(str(Path(clip).resolve()))}"]
+    if is_sequence_source(clip):  # read at its file numbers, which are the script's frames
+        lines += [f" first {offset}", f" last {clip_last}", f" origfirst {offset}", f" origlast {clip_last}"]
+        lines += [" origset true", " raw true", " name vidharm_Plate", "}"]
+    else:
+        lines += [" raw true", " name vidharm_PlateMovie", "}"]
+        lines += ["TimeOffset {", movie_offset, " name vidharm_Plate", "}"]
     lines += ["set N_vidharm_plate [stack 0]"]
     cube_file = _nk_string(str((cubes / f"{stem}.").resolve()))[:-1] + '[format %04d [frame]].cube"'
     if color is not None:

@@ -58,7 +58,6 @@ __all__ = [
     "flatten_layers",
     "match_depth",
     "alpha_levels",
-    "own_alpha",
     "fingerprint_file",
     "describe_ranges",
     "first_frame_of",
@@ -655,22 +654,6 @@ def alpha_levels(alpha: np.ndarray, like: np.ndarray) -> np.ndarray:
     if like.dtype.kind == "f":
         return a.astype(like.dtype, copy=False)
     return np.rint(a * np.float32(np.iinfo(like.dtype).max)).astype(like.dtype)
-
-
-def own_alpha(inp: ClipInput, mask: np.ndarray, like: np.ndarray) -> np.ndarray | None:
-    """The alpha plane to write with a rendered frame: the clip's own alpha when it is the mask, else None.
-
-    A clip that is its own mask (``--mask-from-alpha``, e.g. a ProRes 4444 comp with its matte in alpha) keeps
-    that alpha in the output; the mask is the alpha normalised, so this restores its levels exactly.
-
-    Args:
-        inp: the inputs the frame came from.
-        mask: (H, W) float32 mask of the frame.
-        like: the rendered (H, W, 3) frame, whose dtype the alpha takes.
-    """
-    if not (isinstance(inp.masks, ClipAlpha) and inp.masks.path == inp.clip):
-        return None
-    return alpha_levels(mask, like)
 
 
 def iter_stats_masks(inp: ClipInput) -> Iterator[np.ndarray | None]:

@@ -14,7 +14,17 @@ render the same pixels; ``stats`` are the global statistics the filters take fro
 the frame (measured with the raw arguments); ``smoothed``/``smoothed_stats`` are what render applies, so
 applying a row to its frame needs nothing else. ``signature`` describes the background for scene-cut
 detection. ``mask_area`` (optional, written only when known) is the mean of the frame's mask, the foreground
-fraction in [0, 1], for quality checks. Frame numbers are the source's (0 = first frame of a video).
+fraction in [0, 1], for quality checks.
+
+Frame numbers. Rows count the clip's frames from 0 (positions, as :func:`~vidharm.io.read_frames` counts them):
+for an image sequence row ``i`` is file ``first_frame + i`` (``plate.1001.exr`` is row 0 when the sequence
+starts at 1001); for a video the two are the same. ``header.first_frame`` records that first source number
+(absent in sidecars written before it was recorded: read as 0, so they read unchanged); every number a person
+gives or reads (keyframe CSVs, quality flags, plots, LUT and Nuke exports, messages) is the source's,
+``first_frame + position`` (:attr:`ParamsTrack.first_frame`, :meth:`ParamsTrack.source_frame`). The other frame
+numbers stored in the file are positions too: ``header.frames`` (first and last row), ``header.smoothing.cuts``
+and ``ranges``, and the keyframes recorded in ``header.edits``. ``first_frame`` is an optional header key that
+older readers ignore (the rows mean the same), so it needed no new schema version.
 """
 
 from __future__ import annotations
@@ -108,6 +118,27 @@ class ParamsTrack:
     def method(self) -> Method:
         return Method.from_header(self.header)
 
+    @property
+    def first_frame(self) -> int:
+        """The source number of row 0: the clip's first file number for an image sequence, 0 for a video.
+
+        ``header.first_frame``, or 0 for sidecars written before it was recorded.
+
+        Example:
+            >>> ParamsTrack({"fps": "24/1", "first_frame": 1001}).first_frame, ParamsTrack({"fps": "24/1"}).first_frame
+            (1001, 0)
+        """
+        return int(self.header.get("first_frame") or 0)
+
+    def source_frame(self, frame: int) -> int:
+        """The source frame number of the row at clip position ``frame`` (``first_frame + frame``).
+
+        Example:
+            >>> ParamsTrack({"fps": "24/1", "first_frame": 1001}).source_frame(2)
+            1003
+        """
+        return self.first_frame + frame
+
     def raw_array(self) -> np.ndarray:
         """(T, K) raw values as float64 (K = 6 filter arguments, or the method's coefficient count)."""
         return np.array([f.raw for f in self.frames], dtype=np.float64).reshape(len(self.frames), self.method.num_args)
@@ -128,17 +159,24 @@ class ParamsTrack:
         )
 
     def row(self, frame: int) -> FrameParams:
-        """The row of ``frame``.
+        """The row of clip position ``frame`` (0 = the clip's first frame; see the module docstring).
 
         Raises:
-            InputError: the sidecar has no row for that frame.
+            InputError: the sidecar has no row for that frame (named by its source number).
         """
         index = getattr(self, "_index", None)
         if index is None or len(index) != len(self.frames):
             index = self._index = {f.frame: i for i, f in enumerate(self.frames)}
         if frame not in index:
-            first, last = (self.frames[0].frame, self.frames[-1].frame) if self.frames else (None, None)
-            raise InputError(f"the parameter file has no row for frame {frame} (it covers {first}-{last})")
+            covers = (
+                f"it covers {self.source_frame(self.frames[0].frame)}-{self.source_frame(self.frames[-1].frame)}"
+                if self.frames
+                else "it has no rows"
+            )
+            raise InputError(
+                f"the parameter file has no row for frame {self.source_frame(frame)} ({covers}); analyze that frame "
+                "or give frames the file covers"
+            )
         return self.frames[index[frame]]
 
     def to_json(self) -> dict[str, Any]:
@@ -195,8 +233,8 @@ def read_params(path: str | Path) -> ParamsTrack:
         The track, rows sorted by frame.
 
     Raises:
-        InputError: missing file, not JSON, another schema or a newer version, a malformed row, NaN or
-            infinite values, or duplicate frames.
+        InputError: missing file, not JSON, another schema or a newer version, a ``first_frame`` that is not
+            an integer >= 0, a malformed row, NaN or infinite values, or duplicate frames.
     """
     path = Path(path)
     try:
@@ -220,6 +258,12 @@ def read_params(path: str | Path) -> ParamsTrack:
         Fraction(str(header.get("fps")))
     except (TypeError, ValueError, ZeroDivisionError):
         raise InputError(f'{path}: header.fps must be a frame rate such as "24/1", got {header.get("fps")!r}') from None
+    first_frame = header.get("first_frame", 0)
+    if isinstance(first_frame, bool) or not isinstance(first_frame, int) or first_frame < 0:
+        raise InputError(
+            f"{path}: header.first_frame must be the clip's first source frame number (an integer >= 0), got "
+            f"{first_frame!r}; fix it or analyze again"
+        )
     method = Method.from_header(header)
     n, names = method.num_args, method.stats_names
     frames: list[FrameParams] = []

@@ -15,13 +15,15 @@ from vidharm.pipeline.params import ParamsTrack
 __all__ = ["plot_params"]
 
 
-def _edited_keys(header: dict[str, Any]) -> dict[str, list[int]]:
-    """Argument -> keyframe frames recorded by the edits in the header (for markers)."""
+def _edited_keys(track: ParamsTrack) -> dict[str, list[int]]:
+    """Argument -> source frames of the keyframes recorded by the edits in the header (for markers)."""
     keys: dict[str, list[int]] = {}
-    for edit in header.get("edits") or []:
+    for edit in track.header.get("edits") or []:
         if isinstance(edit, dict) and isinstance(edit.get("args"), dict):
             for name, pairs in edit["args"].items():
-                keys.setdefault(name, []).extend(int(p[0]) for p in pairs if isinstance(p, list) and p)
+                keys.setdefault(name, []).extend(
+                    track.source_frame(int(p[0])) for p in pairs if isinstance(p, list) and p
+                )
     return keys
 
 
@@ -36,7 +38,8 @@ def _locked(header: dict[str, Any]) -> dict[str, float]:
 def plot_params(track: ParamsTrack, path: str | Path, *, title: str | None = None, dpi: int = 100) -> Path:
     """Write a PNG of the six argument tracks: raw (the model's) and applied (smoothed or edited).
 
-    One panel per argument, against the source frame number (tracks of image models rendered through a
+    One panel per argument, against the source frame number (``track.first_frame`` + row position: 1001.. for
+    an image sequence numbered from 1001; tracks of image models rendered through a
     colour transform get one panel per output channel with its coefficients instead). Scene cuts recorded
     by the smoothing are dashed vertical lines; the clamp limits +-1 are drawn when a track comes near them;
     keyframes of an edit are marked on the applied curve and locked arguments are named in the panel title.
@@ -73,7 +76,7 @@ def plot_params(track: ParamsTrack, path: str | Path, *, title: str | None = Non
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise UsageError("plot: expected matplotlib to be installed, got ImportError; pip install matplotlib") from exc
-    frames = np.array([r.frame for r in track.frames])
+    frames = np.array([track.source_frame(r.frame) for r in track.frames])
     method = track.method
     raw = track.raw_array()
     applied = np.array([r.applied()[0] for r in track.frames], dtype=np.float64).reshape(len(frames), -1)
@@ -81,7 +84,7 @@ def plot_params(track: ParamsTrack, path: str | Path, *, title: str | None = Non
         return _plot_coefficients(track, frames, raw, applied, out, title, dpi, Figure, FigureCanvasAgg)
     smoothing = track.header.get("smoothing")
     cuts = _cuts(track)
-    keys = _edited_keys(track.header)
+    keys = _edited_keys(track)
     locked = _locked(track.header)
     if title is None:
         clip = Path(str(track.header.get("clip", "clip"))).name
@@ -132,8 +135,10 @@ def _save(fig: Any, out: Path) -> Path:
 
 
 def _cuts(track: ParamsTrack) -> list[int]:
+    """Source frames of the scene cuts the smoothing recorded (the header stores positions)."""
     smoothing = track.header.get("smoothing")
-    return [int(c) for c in smoothing.get("cuts") or []] if isinstance(smoothing, dict) else []
+    cuts = (smoothing.get("cuts") or []) if isinstance(smoothing, dict) else []
+    return [track.source_frame(int(c)) for c in cuts]
 
 
 def _plot_coefficients(

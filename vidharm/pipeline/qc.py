@@ -6,6 +6,9 @@ larger than a threshold (flicker or a pop the smoothing did not absorb; jumps at
 and not flagged), frames whose mask is empty (nothing is harmonized) or tiny (the network sees almost no
 foreground, so its arguments are unreliable), and the scene cuts themselves, for information. Mask areas
 come from the sidecar rows (``mask_area``, written by analyze) or from :func:`measure_mask_areas`.
+
+Flags name frames by their source numbers (``header.first_frame`` + row position: 1001.. for an image sequence
+numbered from 1001, see :mod:`vidharm.pipeline.params`).
 """
 
 from __future__ import annotations
@@ -115,13 +118,15 @@ def check_track(
 
     Args:
         track: the sidecar; the applied (smoothed) arguments are checked.
-        mask_areas: frame -> foreground fraction in [0, 1], for rows without ``mask_area``.
+        mask_areas: row frame (clip position, as :func:`measure_mask_areas` keys it) -> foreground fraction in
+            [0, 1], for rows without ``mask_area``.
         clamp_margin: an argument with ``|value| >= 1 - clamp_margin`` is at its clamp limit; in [0, 1).
         max_jump: the largest accepted change of an argument between consecutive frames, > 0.
         min_mask_area: a mask covering less than this fraction of the frame (but more than 0) is tiny.
 
     Returns:
-        Flags sorted by first frame, then kind. Consecutive frames with the same finding are one flag.
+        Flags sorted by first frame, then kind, their frames in source numbers (``track.first_frame`` +
+        position). Consecutive frames with the same finding are one flag.
 
     Raises:
         UsageError: a threshold out of range.
@@ -141,7 +146,8 @@ def check_track(
         raise UsageError(f"min_mask_area: expected a fraction in [0, 1], got {min_mask_area!r}")
     if not track.frames:
         raise InputError("the parameter track has no rows to check")
-    frames = [r.frame for r in track.frames]
+    frames = [r.frame for r in track.frames]  # clip positions; flags and messages use ``source``
+    source = track.source_frame
     method = track.method
     args = np.array([r.applied()[0] for r in track.frames], dtype=np.float64).reshape(len(frames), method.num_args)
     flags: list[QCFlag] = []
@@ -150,7 +156,7 @@ def check_track(
     for i, name in enumerate(FILTER_NAMES if method.kind == "filters" else ()):
         for start, stop in _runs(frames, np.abs(args[:, i]) >= limit):
             worst = float(args[start:stop, i][np.argmax(np.abs(args[start:stop, i]))])
-            first, last = frames[start], frames[stop - 1]
+            first, last = source(frames[start]), source(frames[stop - 1])
             flags.append(
                 QCFlag(
                     "clamp",
@@ -175,7 +181,7 @@ def check_track(
             hit = np.concatenate([[False], (steps[:, i] > max_jump) & pair_ok])
             for start, stop in _runs(frames, hit):
                 worst = float(steps[start - 1 : stop - 1, i].max())
-                first, last = frames[start], frames[stop - 1]
+                first, last = source(frames[start]), source(frames[stop - 1])
                 flags.append(
                     QCFlag(
                         "jump",
@@ -194,7 +200,7 @@ def check_track(
     )
     for kind, hit in (("empty_mask", areas == 0), ("tiny_mask", (areas > 0) & (areas < min_mask_area))):
         for start, stop in _runs(frames, hit):
-            first, last = frames[start], frames[stop - 1]
+            first, last = source(frames[start]), source(frames[stop - 1])
             worst = float(areas[start:stop].min())
             text = (
                 "the mask is empty: nothing is harmonized there"
@@ -205,7 +211,7 @@ def check_track(
             flags.append(QCFlag(kind, "warning", first, last, None, worst, f"{_span(first, last)}: {text}"))
     if np.isnan(areas).any():
         log.info("%d rows have no mask area; empty/tiny masks are not checked there", int(np.isnan(areas).sum()))
-    for frame in sorted(cuts):
+    for frame in map(source, sorted(cuts)):
         flags.append(
             QCFlag("cut", "info", frame, frame, None, None, f"frame {frame}: scene cut; the smoothing restarts here")
         )
@@ -234,7 +240,7 @@ def measure_mask_areas(inp: ClipInput) -> dict[int, float]:
         inp: the checked clip and masks.
 
     Returns:
-        Frame -> mean of the mask in [0, 1].
+        Clip position (the sidecar rows' ``frame``) -> mean of the mask in [0, 1].
 
     Raises:
         MaskError: unreadable masks.

@@ -21,6 +21,9 @@ _SAME_SOURCE = ("clip_fingerprint", "masks_fingerprint", "model", "weights_sha25
 def join_tracks(tracks: list[ParamsTrack], names: list[str] | None = None) -> ParamsTrack:
     """Join the sidecars of frame-range chunks into one track covering their frames without gaps.
 
+    Rows stay clip positions; messages name frames by their source numbers (``header.first_frame`` + position:
+    1001.. for an image sequence numbered from 1001).
+
     Args:
         tracks: sidecars from ``analyze`` of the same clip, masks and model, in any order.
         names: what to call each sidecar in messages (file names), parallel to ``tracks``.
@@ -29,8 +32,8 @@ def join_tracks(tracks: list[ParamsTrack], names: list[str] | None = None) -> Pa
         One track, rows in frame order, header from the first chunk with ``frames`` spanning all.
 
     Raises:
-        InputError: no tracks, chunks from another clip, masks, model or method, overlapping frames, or a
-            gap between chunks (each named precisely).
+        InputError: no tracks, chunks from another clip, masks, model, method or first frame number, overlapping
+            frames, or a gap between chunks (each named precisely, in source frame numbers).
 
     Example:
         >>> from vidharm.pipeline.params import FrameParams
@@ -50,19 +53,27 @@ def join_tracks(tracks: list[ParamsTrack], names: list[str] | None = None) -> Pa
                     f"{name}: its {key} differs from {names[0]}'s; every chunk must come from the same clip, "
                     f"masks and model (re-run analyze for that chunk)"
                 )
+        if track.first_frame != tracks[0].first_frame:
+            raise InputError(
+                f"{name}: its first_frame {track.first_frame} differs from {names[0]}'s {tracks[0].first_frame}; "
+                "every chunk must number the clip's frames alike (re-run analyze for that chunk)"
+            )
+    source = tracks[0].source_frame
     owner: dict[int, str] = {}
     rows = []
     for track, name in zip(tracks, names, strict=True):
         for row in track.frames:
             if row.frame in owner:
-                raise InputError(f"frame {row.frame} is in both {owner[row.frame]} and {name}; chunks must not overlap")
+                raise InputError(
+                    f"frame {source(row.frame)} is in both {owner[row.frame]} and {name}; chunks must not overlap"
+                )
             owner[row.frame] = name
             rows.append(row)
     rows.sort(key=lambda r: r.frame)
     missing = [f for f in range(rows[0].frame, rows[-1].frame + 1) if f not in owner]
     if missing:
         raise InputError(
-            f"frames {missing[0]}-{_run_end(missing)} are in no chunk "
+            f"frames {source(missing[0])}-{source(_run_end(missing))} are in no chunk "
             f"({len(missing)} missing in all); analyze them before smoothing"
         )
     header = {**first, "frames": [rows[0].frame, rows[-1].frame]}
