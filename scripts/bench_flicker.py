@@ -4,10 +4,13 @@ For each sequence of ../shared/data/video (DAVIS blackswan and breakdance, 24 fp
 (``constant``: one colour transform for the clip, as HYouTube; ``drift``: a slowly moving one), this
 
 1. builds a lossless composite and ground-truth clip (``vidharm.pipeline.benchmark.make_benchmark``, seeded);
-2. analyzes the composite once with the model (default ``stats``: analytic, no weights; ``--model harmonizer
-   --weights PATH`` for the network), then smooths the track with smoothing ``off`` (per frame), ``ema``
-   (causal) and ``zero_lag`` (offline) at the default half-life, and renders each losslessly (FFV1); this is
-   exactly what ``process_video`` does, with the shared analysis done once instead of three times;
+2. analyzes the composite once with the model (default ``stats``: analytic, no weights; ``--model harmonizer``
+   for the network with its bundled weights or ``--weights PATH``; ``--model hdnet_lite --weights PATH
+   --transfer affine|poly2|local`` for HDNet, whose 256-px result reaches the frame as a global colour
+   transform or a smoothed grid of local affine transforms), then smooths the track with smoothing ``off``
+   (per frame), ``ema`` (causal) and ``zero_lag`` (offline) at the default half-life, and renders each
+   losslessly (FFV1); this is exactly what ``process_video`` does, with the shared analysis done once instead
+   of three times;
 3. evaluates each output, and the composite itself (``identity``), against the ground truth
    (``vidharm.pipeline.flicker.evaluate_clip``).
 
@@ -23,7 +26,12 @@ is ~4x cheaper than full size; "fg luma change" is the mean |change| of the fore
 between frames (flow-free), and "change error" its difference from the ground truth's change. Flow is OpenCV
 DIS, not FlowNet2: the numbers compare our methods with one another, not with published tables.
 
-Usage: .venv/bin/python scripts/bench_flicker.py [--model stats] [--weights PATH] [--work build/flicker_bench]
+``--compare SPEC ...`` runs the whole benchmark for several models one after the other (each in its own
+folder under ``--work``) and prints one table of them all; a SPEC is ``MODEL[:TRANSFER][=WEIGHTS]``, e.g.
+``stats harmonizer hdnet_lite:affine=runs/h/weights.pt hdnet_lite:local=runs/h/weights.pt``.
+
+Usage: .venv/bin/python scripts/bench_flicker.py [--model stats] [--weights PATH] [--transfer local]
+           [--work build/flicker_bench] [--compare SPEC ...]
 Costs about 5.5 CPU-minutes, spread over two worker processes: an estimated 3 minutes of wall time on 2 idle
 cores; 12 minutes were measured on 2 cores shared with other jobs (load average 11-15). ``--no-clip-constant``
 skips a fifth of the work; ``--warp-scale 0.25`` makes the E_warp pass (about a third of an evaluation) cheaper.
@@ -50,6 +58,8 @@ if str(ROOT) not in sys.path:  # run from a checkout without `pip install -e .`
 import cv2  # noqa: E402
 import torch  # noqa: E402
 
+from vidharm.errors import UsageError  # noqa: E402
+from vidharm.models import get_model_config  # noqa: E402
 from vidharm.pipeline import (  # noqa: E402
     ParamsTrack,
     ProcessConfig,
@@ -61,6 +71,7 @@ from vidharm.pipeline import (  # noqa: E402
 )
 from vidharm.pipeline.benchmark import PERTURBATION_KINDS, make_benchmark  # noqa: E402
 from vidharm.pipeline.flicker import evaluate_clip, write_report  # noqa: E402
+from vidharm.pipeline.methods import TRANSFERS  # noqa: E402
 from vidharm.temporal import DEFAULT_HALF_LIFE_S  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "video"
@@ -79,8 +90,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sequences", nargs="+", default=list(SEQUENCES), help="sequences to use")
     p.add_argument("--kinds", nargs="+", default=list(PERTURBATION_KINDS), choices=PERTURBATION_KINDS)
     p.add_argument("--work", type=Path, default=ROOT / "build" / "flicker_bench", help="where clips and reports go")
-    p.add_argument("--model", default="stats", help="stats (default, analytic, no weights) or harmonizer")
-    p.add_argument("--weights", type=Path, help="checkpoint for --model harmonizer")
+    p.add_argument("--model", default="stats", help="stats (default, no weights), harmonizer, or an HDNet model")
+    p.add_argument("--weights", type=Path, help="checkpoint (harmonizer: default the bundled weights; HDNet: needed)")
+    p.add_argument("--transfer", default="local", choices=TRANSFERS, help="how HDNet's 256-px result is carried over")
+    p.add_argument("--compare", nargs="+", metavar="SPEC", help="benchmark several MODEL[:TRANSFER][=WEIGHTS] specs")
     p.add_argument("--half-life", type=float, default=DEFAULT_HALF_LIFE_S, help="smoothing half-life in seconds")
     p.add_argument("--fps", type=float, default=24.0, help="frame rate of the frame folders (DAVIS: 24)")
     p.add_argument("--seed", type=int, default=0, help="base seed of the perturbations")
@@ -91,10 +104,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-clip-constant", action="store_true", help="skip the clip-constant diagnostic row")
     p.add_argument("--tables-only", action="store_true", help="print the tables from the reports of an earlier run")
     args = p.parse_args(argv)
-    if args.model == "harmonizer" and args.weights is None:
-        p.error("--model harmonizer needs --weights PATH (no trained weights ship yet); or use --model stats")
+    try:
+        args.specs = [parse_spec(spec) for spec in args.compare] if args.compare else None
+        for model, _, weights in args.specs or [(args.model, args.transfer, args.weights)]:
+            check_model(model, weights)
+    except ValueError as exc:
+        p.error(str(exc))
     args.methods = tuple(m for m in METHODS if not (args.no_clip_constant and m == "clip-constant"))
     return args
+
+
+def parse_spec(spec: str) -> tuple[str, str, Path | None]:
+    """``MODEL[:TRANSFER][=WEIGHTS]`` -> (model, transfer, weights)."""
+    head, _, weights = spec.partition("=")
+    model, _, transfer = head.partition(":")
+    transfer = transfer or "local"
+    if transfer not in TRANSFERS:
+        raise ValueError(f"--compare {spec}: transfer must be one of {', '.join(TRANSFERS)}, got {transfer!r}")
+    return model, transfer, Path(weights) if weights else None
+
+
+def check_model(model: str, weights: Path | None) -> None:
+    """Refuse, before any work, a model that needs weights and has none, or a weights file that is missing."""
+    try:
+        config = get_model_config(model)
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+    if weights is not None and not weights.is_file():
+        raise ValueError(f"{weights}: no such checkpoint; give the path of trained weights for {model}")
+    if weights is None and model != "stats" and config.bundled_weights is None:
+        raise ValueError(f"{model} has no bundled weights; give them: --weights PATH (or {model}=PATH in --compare)")
+
+
+def spec_label(model: str, transfer: str, with_transfer: bool) -> str:
+    return f"{model} ({transfer})" if with_transfer else model
 
 
 def prepare_clip(args: argparse.Namespace, seq: str, kind: str, seed: int) -> dict[str, Any]:
@@ -106,7 +149,7 @@ def prepare_clip(args: argparse.Namespace, seq: str, kind: str, seed: int) -> di
         overwrite=True,
     )  # fmt: skip
     base = ProcessConfig(model=args.model, weights=str(args.weights) if args.weights else None, device="cpu",
-                         codec="ffv1", half_life_s=args.half_life)  # fmt: skip
+                         codec="ffv1", half_life_s=args.half_life, transfer=args.transfer)  # fmt: skip
     inp = open_clip(bench.composite, bench.masks)
     track = analyze(inp, base)
     outputs = {"identity": str(bench.composite)}
@@ -258,11 +301,9 @@ def load_summaries(folder: Path, methods: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+def benchmark(args: argparse.Namespace, start: float) -> tuple[list[str], list[dict[str, Any]]]:
+    """Run (or, with ``--tables-only``, reload) one model's benchmark; returns clip names and per-clip summaries."""
     args.work.mkdir(parents=True, exist_ok=True)
-    start = time.monotonic()
     jobs = [(seq, kind, args.seed + 100 * i + j) for i, seq in enumerate(args.sequences)
             for j, kind in enumerate(args.kinds)]  # fmt: skip
     names = [f"{seq}, {kind}" for seq, kind, _ in jobs]
@@ -270,10 +311,61 @@ def main(argv: list[str] | None = None) -> int:
         per_clip = [load_summaries(args.work / f"{seq}_{kind}", args.methods) for seq, kind, _ in jobs]
     else:
         per_clip = run_all(args, jobs, start)
+    return names, per_clip
+
+
+def compare(args: argparse.Namespace, start: float) -> int:
+    """``--compare``: every spec's benchmark in ``WORK/<model>_<transfer>``, then one table of the means."""
+    results: dict[str, dict[str, dict[str, float | None]]] = {}
+    names: list[str] = []
+    for model, transfer, weights in args.specs:
+        image_model = get_model_config(model).num_outputs == 3
+        label = spec_label(model, transfer, image_model)
+        sub = argparse.Namespace(**{**vars(args), "model": model, "transfer": transfer, "weights": weights,
+                                    "work": args.work / (f"{model}_{transfer}" if image_model else model)})  # fmt: skip
+        log_time(start, f"{label}: start")
+        names, per_clip = benchmark(sub, start)
+        results[label] = average([with_ratios(clip) for clip in per_clip])
+    print(f"## Flicker benchmark, {len(results)} models, half-life {args.half_life:.3f} s\n")
+    print(f"Mean over {len(names)} clips ({'; '.join(names)}); TL at 256x256, flow OpenCV DIS; fMSE at full size; "
+          "ratios are means of the per-clip ratios.\n")  # fmt: skip
+    print(compare_table(results))
+    if not args.tables_only:
+        print(f"\n(total {time.monotonic() - start:.0f} s)")
+    if args.json is not None:
+        write_report({"mean": results, "clips": names, "specs": [list(map(str, s)) for s in args.specs]}, args.json)
+    return 0
+
+
+def compare_table(results: dict[str, dict[str, dict[str, float | None]]]) -> str:
+    """One row per model and smoothing (identity and the ground truth once), the flicker columns only."""
+    first = next(iter(results.values()))
+    lines = ["| model | smoothing | TL | TL / floor | TL / per-frame TL | fMSE | fPSNR (dB) | fg luma change error |",
+             "|---|---|---:|---:|---:|---:|---:|---:|",
+             f"| ground truth | | {fmt(first['identity']['tl_gt'])} | 1.00 | | 0 | inf | 0 |"]  # fmt: skip
+    rows = [("identity (composite)", "", {**first["identity"], "tl_vs_per_frame": None})]
+    rows += [(label, m, r[m]) for label, r in results.items() for m in r if m != "identity"]
+    for label, method, s in rows:
+        per_frame = "" if s["tl_vs_per_frame"] is None else fmt(s["tl_vs_per_frame"])
+        lines.append(
+            f"| {label} | {method} | {fmt(s['tl'])} | {fmt(s['tl_ratio'])} | {per_frame} "
+            f"| {fmt(s['fmse'], 1)} | {fmt(s['fpsnr'])} | {fmt(s['fg_luma_change_error'], 3)} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    start = time.monotonic()
+    if args.specs:
+        return compare(args, start)
+    names, per_clip = benchmark(args, start)
     tables = [with_ratios(clip) for clip in per_clip]
     rows = average(tables)
-    weights = "no trained weights exist yet" if args.model == "stats" else f"weights {args.weights}"
-    print(f"## Flicker benchmark: model `{args.model}` ({weights}), half-life {args.half_life:.3f} s\n")
+    weights = f"weights {args.weights}" if args.weights else ("no weights" if args.model == "stats" else "bundled")
+    transfer = f", transfer {args.transfer}" if get_model_config(args.model).num_outputs == 3 else ""
+    print(f"## Flicker benchmark: model `{args.model}` ({weights}{transfer}), half-life {args.half_life:.3f} s\n")
     print(f"Mean over {len(per_clip)} clips ({'; '.join(names)}); TL at 256x256, E_warp at scale "
           f"{args.warp_scale}, fMSE at full size, flow OpenCV DIS.\n")  # fmt: skip
     print(table(rows))

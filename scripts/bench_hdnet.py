@@ -2,7 +2,9 @@
 
 Prints, for ngf=32 (HDNet) and ngf=8 (HDNet-lite):
 
-1. the parameter count and the per-frame forward time at 256x256 with 1 torch thread and the default;
+1. the parameter count and the per-frame forward time at 256x256 with 1 torch thread and the default, of the
+   reference network and of its external-style-fusion variant (``hdnet_fusion`` / ``hdnet_lite_fusion``: a
+   :class:`~vidharm.models.hdnet.StyleFusion` at decoder stages 11, 12 and 13);
 2. on a few real frames of ../shared/data/video, the foreground PSNR against running the network natively
    at 512x512 of: the 256 output upsampled bilinearly, the global affine and quadratic transfers
    (``fit_color_transform``), and the local grid transfers (``fit_local_affine_grid``, plain and bilateral),
@@ -14,7 +16,8 @@ non-trivial) so the output depends on the input. A random network's output is fa
 of its input, so the PSNRs compare the transfers with one another; they say little about a trained model.
 
 Usage: .venv/bin/python scripts/bench_hdnet.py [--frames 2] [--repeats 3] [--data ../shared/data/video]
-Runs in about two minutes on 2 CPU cores.
+           [--timing-only]
+Runs in about two minutes on 2 idle CPU cores (``--timing-only``: the first table only).
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from vidharm.filters.transfer import (
     fit_color_transform,
     fit_local_affine_grid,
 )
-from vidharm.models.hdnet import HDNet
+from vidharm.models.hdnet import DEFAULT_FUSION_STAGES, HDNet
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video"
 SEQUENCES = ("blackswan", "breakdance")
@@ -71,6 +74,8 @@ def spread_weights(model: HDNet, seed: int) -> HDNet:
                 p.mul_(5)
             elif name == "model_out.1.bias":
                 p.normal_(0.0, 0.1)
+            elif ".proj." in name:  # style fusion (zero at init): made non-trivial so it costs what it will
+                p.normal_(0.0, 0.05)
     return model.eval()
 
 
@@ -144,19 +149,30 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed forwards per setting (median reported)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared/data/video folder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timing-only", action="store_true", help="parameter counts and forward times only")
     args = parser.parse_args()
     default_threads = torch.get_num_threads()
 
     print("HDNet CPU benchmark -- SEEDED RANDOM WEIGHTS (no trained HDNet weights exist); numbers are not quality")
     print(f"torch {torch.__version__}, default threads {default_threads}\n")
     models = {ngf: spread_weights(HDNet(ngf=ngf), args.seed) for ngf in (32, 8)}
-    print(f"{'model':<12}{'params':>12}{'256^2, 1 thread':>18}{f'256^2, {default_threads} threads':>20}")
-    for ngf, model in models.items():
+    variants = {
+        "hdnet (ngf=32)": models[32],
+        "hdnet_fusion (ngf=32)": spread_weights(HDNet(ngf=32, style_fusion=DEFAULT_FUSION_STAGES), args.seed),
+        "hdnet_lite (ngf=8)": models[8],
+        "hdnet_lite_fusion (ngf=8)": spread_weights(HDNet(ngf=8, style_fusion=DEFAULT_FUSION_STAGES), args.seed),
+    }
+    threads_head = f"256^2, {default_threads} threads"
+    print(f"| model | params | of which fusion | 256^2, 1 thread | {threads_head} |\n|---|---:|---:|---:|---:|")
+    for name, model in variants.items():
         params = sum(p.numel() for p in model.parameters())
+        fusion = sum(p.numel() for n, p in model.named_parameters() if "fusion." in n)
         one = time_forward(model, 1, args.repeats)
         many = time_forward(model, default_threads, args.repeats)
-        print(f"{f'ngf={ngf}':<12}{params:>12,}{one * 1000:>15.0f} ms{many * 1000:>17.0f} ms")
+        print(f"| {name} | {params:,} | {fusion:,} | {one * 1000:.0f} ms | {many * 1000:.0f} ms |")
     torch.set_num_threads(default_threads)
+    if args.timing_only:
+        return
 
     print(f"\nTransfer 256^2 -> {NATIVE}^2 vs the network run natively at {NATIVE}^2: foreground PSNR (dB)")
     frames = [(seq, i * 20) for seq in SEQUENCES for i in range(args.frames)]

@@ -48,6 +48,9 @@ class TrainConfig:
         contrastive_temperature: InfoNCE temperature.
         contrastive_refresh: steps between refreshes of the frozen copy of the encoder that gives style features.
         hdnet_min_area: lower bound of the foreground area (pixels x channels) in HDNet's normalised MSE.
+        hdnet_style_fusion: train the HDNet variant with external style fusion in the decoder (``hdnet_lite`` ->
+            ``hdnet_lite_fusion``, ``hdnet`` -> ``hdnet_fusion``; :class:`vidharm.models.hdnet.StyleFusion`);
+            its weights then load with that name. False trains the reference network.
         bn_momentum: BatchNorm running-statistics momentum during training (not saved in the weights).
         drop_connect_rate: stochastic depth of the Harmonizer backbone during training.
         device: ``cpu``, ``cuda``, ``cuda:N`` or ``auto``.
@@ -90,6 +93,7 @@ class TrainConfig:
     contrastive_temperature: float = 0.1
     contrastive_refresh: int = 200
     hdnet_min_area: float = 100.0
+    hdnet_style_fusion: bool = False
     bn_momentum: float = 0.1
     drop_connect_rate: float = 0.2
     device: str = "cpu"

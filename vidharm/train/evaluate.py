@@ -83,7 +83,8 @@ class EvalReport:
         rows: one :class:`EvalRow` per (set, method).
         data: the dataset folder.
         held_out: number of held-out items.
-        notes: free-form facts (held-out groups, sizes) for the model card.
+        notes: free-form facts (held-out groups, sizes) for the model card; ``per_image_fmse`` maps
+            ``"set/method"`` to the foreground MSE of every image, in held-out order (for paired comparisons).
     """
 
     rows: tuple[EvalRow, ...]
@@ -245,7 +246,12 @@ def evaluate_images(
                     better_than_identity=better,
                 )
             )
-    notes: dict[str, object] = {"held_out_groups": dataset.held_out_groups, "sets": {s: EVAL_SETS[s] for s in sets}}
+    per_image = {f"{s}/{m}": [v[2] for v in vals] for (s, m), vals in scores.items()}
+    notes: dict[str, object] = {
+        "held_out_groups": dataset.held_out_groups,
+        "sets": {s: EVAL_SETS[s] for s in sets},
+        "per_image_fmse": per_image,
+    }
     return EvalReport(tuple(rows), str(data), len(items), notes)
 
 

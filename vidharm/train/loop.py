@@ -53,6 +53,7 @@ __all__ = [
     "build_model",
     "compute_loss",
     "export_weights",
+    "resolve_model_name",
     "StyleEncoder",
 ]
 
@@ -107,6 +108,8 @@ class TrainResult:
         weights: ``weights.pt``, the final fp32 state_dict.
         best_weights: ``best.pt`` (lowest validation fMSE), or None if no validation ran.
         val: the last validation metrics.
+        model: the registry name trained, which loads ``weights`` (``hdnet_lite_fusion`` when
+            ``hdnet_style_fusion`` turned ``hdnet_lite`` into its fusion variant).
     """
 
     out_dir: Path
@@ -116,10 +119,42 @@ class TrainResult:
     weights: Path
     best_weights: Path | None
     val: dict[str, float] = field(default_factory=dict)
+    model: str = ""
 
 
 def _is_harmonizer(model: nn.Module) -> bool:
     return isinstance(model, Harmonizer)
+
+
+def resolve_model_name(model_name: str, config: TrainConfig) -> str:
+    """The registry name a run trains: ``model_name``, or its style-fusion variant when
+    ``config.hdnet_style_fusion`` is set (``hdnet_lite`` -> ``hdnet_lite_fusion``).
+
+    Args:
+        model_name: a registered model name.
+        config: the training config.
+
+    Returns:
+        The name to build, save under and load the weights with.
+
+    Raises:
+        UsageError: ``hdnet_style_fusion`` set for a model that has no fusion variant (Harmonizer, stats).
+
+    Example:
+        >>> resolve_model_name("hdnet_lite", TrainConfig(hdnet_style_fusion=True))
+        'hdnet_lite_fusion'
+    """
+    from vidharm.models.hdnet import FUSION_VARIANTS
+
+    get_model_config(model_name)  # unknown names fail here, with the nearest suggestion
+    if not config.hdnet_style_fusion or model_name in FUSION_VARIANTS.values():
+        return model_name
+    if model_name not in FUSION_VARIANTS:
+        raise UsageError(
+            f"hdnet_style_fusion: {model_name!r} has no style-fusion variant (only {', '.join(FUSION_VARIANTS)} do); "
+            "set hdnet_style_fusion=false or train an HDNet model"
+        )
+    return FUSION_VARIANTS[model_name]
 
 
 def build_model(model_name: str, config: TrainConfig) -> nn.Module:
@@ -127,19 +162,22 @@ def build_model(model_name: str, config: TrainConfig) -> nn.Module:
 
     Args:
         model_name: a registered Harmonizer or HDNet model (``harmonizer``, ``harmonizer_tiny``, ``hdnet``,
-            ``hdnet_lite``, ``hdnet_tiny``).
-        config: the training config (image size, drop-connect, BN momentum, seed).
+            ``hdnet_lite``, ``hdnet_tiny``, or a ``*_fusion`` variant); with ``config.hdnet_style_fusion`` an
+            HDNet name is replaced by its fusion variant (:func:`resolve_model_name`).
+        config: the training config (image size, drop-connect, BN momentum, seed, style fusion).
 
     Returns:
         The model in train mode on the CPU.
 
     Raises:
-        UsageError: unknown model, or one that has nothing to train (``stats``).
+        UsageError: unknown model, one that has nothing to train (``stats``), or style fusion asked of a model
+            without a fusion variant.
 
     Example:
         >>> build_model("harmonizer_tiny", TrainConfig(image_size=64)).input_size
         64
     """
+    model_name = resolve_model_name(model_name, config)
     cfg = get_model_config(model_name)
     torch.manual_seed(config.seed)
     probe = create_model(model_name)
@@ -335,6 +373,27 @@ def compute_loss(
     return loss, parts
 
 
+def _load_init_weights(model: nn.Module, model_name: str, path: str) -> None:
+    """Fine-tuning start: the model's own layout strictly; a fusion variant also takes its plain model's weights
+    (its fusion layers then keep their identity initialisation)."""
+    from vidharm.models.hdnet import FUSION_VARIANTS
+
+    plain = next((k for k, v in FUSION_VARIANTS.items() if v == model_name), None)
+    try:
+        source = create_model(model_name, checkpoint=path)
+    except CheckpointError:
+        if plain is None:
+            raise
+        source = create_model(plain, checkpoint=path)  # raises with the plain model's first bad key
+        logger.info("init_weights %s: %s weights; the style-fusion layers start at the identity", path, plain)
+    missing, unexpected = model.load_state_dict(source.state_dict(), strict=plain is None)
+    if unexpected or any("fusion." not in k for k in missing):
+        raise CheckpointError(
+            f"init_weights {path}: expected the weights of {model_name} or {plain}, got keys that fit neither "
+            f"(first: {(missing + unexpected)[:3]}); pass a checkpoint trained for one of them"
+        )
+
+
 def _lr_at(step: int, config: TrainConfig) -> float:
     return config.lr * config.lr_gamma ** sum(1 for s in config.lr_decay_steps if step >= s)
 
@@ -440,7 +499,9 @@ def train(
     is checked before the first step.
 
     Args:
-        model_name: ``harmonizer``, ``harmonizer_tiny``, ``hdnet``, ``hdnet_lite`` or ``hdnet_tiny``.
+        model_name: ``harmonizer``, ``harmonizer_tiny``, ``hdnet``, ``hdnet_lite`` or ``hdnet_tiny`` (or an HDNet
+            ``*_fusion`` variant; ``config.hdnet_style_fusion`` selects it, see :func:`resolve_model_name`; the
+            run records and checkpoints the resolved name).
         data: the dataset folder (see :func:`vidharm.train.open_dataset`).
         config: the resolved :class:`TrainConfig`.
         out_dir: the run directory (created).
@@ -472,6 +533,7 @@ def train(
     """
     out_dir = Path(out_dir)
     device = resolve_device(config.device)
+    model_name = resolve_model_name(model_name, config)
     dataset = open_dataset(data, config.val_fraction, config.split_seed)
     model = build_model(model_name, config)
     last = out_dir / "last.ckpt"
@@ -488,8 +550,7 @@ def train(
             f"{out_dir} already holds a run (last.ckpt); pass --resume to continue it or choose another --out folder"
         )
     elif config.init_weights:
-        source = create_model(model_name, checkpoint=config.init_weights)
-        model.load_state_dict(source.state_dict())
+        _load_init_weights(model, model_name, config.init_weights)
 
     if config.threads > 0:
         torch.set_num_threads(config.threads)
@@ -605,4 +666,5 @@ def train(
     weights = out_dir / "weights.pt"
     torch.save(model.state_dict(), weights)
     best_path = out_dir / "best.pt"
-    return TrainResult(out_dir, step, stopped_early, last, weights, best_path if best_path.exists() else None, val)
+    best_weights = best_path if best_path.exists() else None
+    return TrainResult(out_dir, step, stopped_early, last, weights, best_weights, val, model=model_name)

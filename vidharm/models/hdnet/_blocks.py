@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["RegionAwareNorm", "LocalDynamics", "MaskGuidedDynamicConv", "resize_mask_nearest"]
+__all__ = ["RegionAwareNorm", "LocalDynamics", "MaskGuidedDynamicConv", "StyleFusion", "resize_mask_nearest"]
 
 # RAIN's epsilon, used both in the pixel-count denominators and under the square root (RainNet's value).
 RAIN_EPS = 1e-5
@@ -151,3 +151,64 @@ class MaskGuidedDynamicConv(nn.Module):
         mixed = torch.bmm(kernels, x.reshape(b, c, h * w)).view(b, self.regions, c, h, w)
         m = resize_mask_nearest(mask, (h, w))
         return mixed[:, 0] * m + mixed[:, 1] * (1.0 - m)
+
+
+class StyleFusion(nn.Module):
+    """External style fusion: the encoder's region statistics re-normalise the decoder's foreground features.
+
+    Not part of the reference HDNet: an optional decoder addition after "Image Harmonization with Region-wise
+    Contrastive Learning" (Liang & Pun 2022), whose abstract describes injecting the background's appearance
+    statistics from the encoder into the decoder as the style reference of the foreground (no code was
+    published; this is our design). At one decoder stage, with ``d`` the stage's RAIN output (B, C_d, h, w)
+    and ``e`` the encoder skip it is concatenated with (B, C_e, h, w), and ``m`` the mask at (h, w):
+
+    * style vector ``z = [mu_bg(e), sd_bg(e), mu_fg(e), sd_fg(e)]`` (B, 4 C_e): the background's encoder
+      statistics, plus the foreground's own so the layer can express the *mismatch* between the two;
+    * ``(gamma, beta) = proj(z)``, a 1x1 linear map to 2 C_d values;
+    * AdaIN-like re-normalisation of the foreground, inside the mask only:
+      ``d' = d + m * (gamma * (d - mu_fg(d)) / sd_fg(d) + beta)``: the foreground's feature mean moves by
+      ``beta`` and its standard deviation by ``gamma``; background positions (m = 0) are left exactly as
+      they were.
+
+    Region statistics are RAIN's (masked mean and std, epsilon 1e-5). ``proj`` starts at zero, so a fused
+    network computes exactly what the network without fusion computes until training moves it (a model
+    trained without fusion can be fine-tuned with it), while its gradient is non-zero from the first step.
+
+    Args:
+        encoder_channels: C_e, channels of the encoder skip the statistics are taken from.
+        decoder_channels: C_d, channels of the decoder feature that is re-normalised.
+
+    Example:
+        >>> fusion = StyleFusion(4, 6)
+        >>> d, e, m = torch.rand(1, 6, 8, 8), torch.rand(1, 4, 8, 8), torch.ones(1, 1, 8, 8)
+        >>> bool(torch.equal(fusion(d, e, m), d))  # zero-initialised: the identity until trained
+        True
+    """
+
+    def __init__(self, encoder_channels: int, decoder_channels: int) -> None:
+        super().__init__()
+        self.encoder_channels = encoder_channels
+        self.decoder_channels = decoder_channels
+        # skip_init: no draw from the global random stream, so adding fusion leaves a seeded HDNet's init alone.
+        self.proj = torch.nn.utils.skip_init(nn.Conv2d, 4 * encoder_channels, 2 * decoder_channels, kernel_size=1)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Zero ``proj``: the fusion starts as the identity."""
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def style(self, encoder: Tensor, mask: Tensor) -> Tensor:
+        """The style vector (B, 4 C_e, 1, 1) of ``encoder`` (B, C_e, h, w) under ``mask`` (B, 1, H, W) in [0, 1]."""
+        m = resize_mask_nearest(mask, (encoder.shape[-2], encoder.shape[-1]))
+        mean_bg, std_bg = _region_mean_std(encoder, 1.0 - m)
+        mean_fg, std_fg = _region_mean_std(encoder, m)
+        return torch.cat([mean_bg, std_bg, mean_fg, std_fg], dim=1)
+
+    def forward(self, decoder: Tensor, encoder: Tensor, mask: Tensor) -> Tensor:
+        """Re-normalise the foreground of ``decoder`` (B, C_d, h, w) with the statistics of ``encoder``
+        (B, C_e, h, w) under ``mask`` (B, 1, H, W) in [0, 1]; returns (B, C_d, h, w)."""
+        gamma, beta = self.proj(self.style(encoder, mask)).chunk(2, dim=1)
+        m = resize_mask_nearest(mask, (decoder.shape[-2], decoder.shape[-1]))
+        mean_fg, std_fg = _region_mean_std(decoder, m)
+        return decoder + m * (gamma * (decoder - mean_fg) / std_fg + beta)

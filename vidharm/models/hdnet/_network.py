@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vidharm.errors import CheckpointError, ShapeError, UsageError
-from vidharm.models.hdnet._blocks import LocalDynamics, MaskGuidedDynamicConv, RegionAwareNorm
+from vidharm.models.hdnet._blocks import LocalDynamics, MaskGuidedDynamicConv, RegionAwareNorm, StyleFusion
 
-__all__ = ["HDNet", "checkpoint_filter_fn", "MASK_THRESHOLD", "HDNET_SIZE"]
+__all__ = ["HDNet", "checkpoint_filter_fn", "MASK_THRESHOLD", "HDNET_SIZE", "FUSION_STAGES", "DEFAULT_FUSION_STAGES"]
 
 # The size the reference was trained and evaluated at (its loader forces 256x256).
 HDNET_SIZE = 256
@@ -21,6 +21,12 @@ MASK_THRESHOLD = 0.5
 # Three stride-2 convolutions: H and W must divide by 2**3.
 _STRIDE = 8
 _IN_EPS = 1e-5  # torch InstanceNorm2d default, as the reference uses (affine=False, no running stats)
+
+FUSION_STAGES: tuple[int, ...] = (72, 8, 9, 10, 11, 12, 13)
+"""Decoder stages (``model_layerN``) that can take external style fusion, coarse to fine."""
+DEFAULT_FUSION_STAGES: tuple[int, ...] = (11, 12, 13)
+"""The stages the registered ``*_fusion`` models fuse at: 1/2, 1/2 and full size, where the encoder skips
+(``s2``, ``s1``, ``s0``) still carry the image's colour statistics (``s0`` is not instance-normalised)."""
 
 
 class _ActConv(nn.Sequential):
@@ -57,9 +63,13 @@ class HDNet(nn.Module):
         input_nc: 3 (the reference default: the encoder never sees the mask) or 4 (mask as 4th channel).
         mask_threshold: cut applied to the mask before the network in ``forward``; ``None`` passes a soft
             mask through unchanged (RAIN, LD and MGD then weight by it; never trained that way).
+        style_fusion: decoder stages (from :data:`FUSION_STAGES`) that get a :class:`StyleFusion` after their
+            RAIN, fed by the encoder skip the stage is concatenated with; ``()`` (the default) is the reference
+            network, key for key and output for output. Fusion adds the keys ``model_layerNfusion.proj.*``
+            after the reference's 65 and starts as the identity.
 
     Raises:
-        UsageError: ngf < 1 or input_nc not 3 or 4.
+        UsageError: ngf < 1, input_nc not 3 or 4, or an unknown fusion stage.
 
     Example:
         >>> net = HDNet(ngf=2).eval()
@@ -69,15 +79,28 @@ class HDNet(nn.Module):
         (torch.Size([1, 3, 16, 24]), True)
     """
 
-    def __init__(self, ngf: int = 32, input_nc: int = 3, mask_threshold: float | None = MASK_THRESHOLD) -> None:
+    def __init__(
+        self,
+        ngf: int = 32,
+        input_nc: int = 3,
+        mask_threshold: float | None = MASK_THRESHOLD,
+        style_fusion: Sequence[int] = (),
+    ) -> None:
         super().__init__()
         if ngf < 1:
             raise UsageError(f"HDNet: ngf must be a positive integer, got {ngf}; use 32 (HDNet) or 8 (lite)")
         if input_nc not in (3, 4):
             raise UsageError(f"HDNet: input_nc must be 3 or 4, got {input_nc}; use 3 (the reference default)")
+        bad = [s for s in style_fusion if s not in FUSION_STAGES]
+        if bad:
+            raise UsageError(
+                f"HDNet: style_fusion stages must be among {FUSION_STAGES}, got {tuple(style_fusion)}; "
+                f"use {DEFAULT_FUSION_STAGES} (or () for the reference network)"
+            )
         self.ngf = ngf
         self.input_nc = input_nc
         self.mask_threshold = mask_threshold
+        self.style_fusion = tuple(s for s in FUSION_STAGES if s in style_fusion)
         c1, c2, c4, c8 = ngf, 2 * ngf, 4 * ngf, 8 * ngf
 
         self.model_layer0 = nn.Conv2d(input_nc, c1, 3, stride=1, padding=1, bias=False)
@@ -108,6 +131,10 @@ class HDNet(nn.Module):
         self.model_layer13att = MaskGuidedDynamicConv(2 * c1)
         self.model_out = nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(2 * c1, 3, 3, stride=1, padding=1), nn.Tanh())
         self.LD = LocalDynamics(c8)  # defined last, as in the reference, so state_dict order matches
+        # Optional, after the reference keys. Decoder stage n's output and its skip have the same width.
+        width = {72: c8, 8: c8, 9: c8, 10: c8, 11: c4, 12: c2, 13: c1}
+        for stage in self.style_fusion:
+            setattr(self, f"model_layer{stage}fusion", StyleFusion(width[stage], width[stage]))
         self.reset_parameters()
 
     @property
@@ -116,8 +143,18 @@ class HDNet(nn.Module):
         return [name for name, _ in self.named_parameters() if ".conv_guide." in name]
 
     def reset_parameters(self) -> None:
-        """Reference initialisation: conv weights ~ N(0, 0.02), biases 0, RAIN parameters 0."""
+        """Reference initialisation: conv weights ~ N(0, 0.02), biases 0, RAIN parameters 0; fusion zero.
+
+        The fusion layers draw nothing from the random stream, so for one seed the reference parameters of a
+        fused network equal those of the plain one.
+        """
+        fusions = [m for m in self.modules() if isinstance(m, StyleFusion)]
+        skip = {id(m.proj) for m in fusions}
+        for fusion in fusions:
+            fusion.reset_parameters()
         for module in self.modules():
+            if id(module) in skip:
+                continue
             if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.normal_(module.weight, 0.0, 0.02)
                 if module.bias is not None:
@@ -179,18 +216,25 @@ class HDNet(nn.Module):
         x71 = self.model_layer71[1](s6)
         x71 = self.LD(x71, mask)
 
-        # Decoder: (ReLU, ConvT), RAIN, concat the skip in front, then MGD on the three finest stages.
-        d = torch.cat([s6, self.model_layer72norm(self.model_layer72(x71), mask)], dim=1)
-        d = torch.cat([s5, self.model_layer8norm(self.model_layer8(d), mask)], dim=1)
-        d = torch.cat([s4, self.model_layer9norm(self.model_layer9(d), mask)], dim=1)
-        d = torch.cat([s3, self.model_layer10norm(self.model_layer10(d), mask)], dim=1)
-        d = torch.cat([s2, self.model_layer11norm(self.model_layer11(d), mask)], dim=1)
+        fuse = self._fuse
+        # Decoder: (ReLU, ConvT), RAIN, [style fusion], concat the skip in front, then MGD on the three finest.
+        d = torch.cat([s6, fuse(72, self.model_layer72norm(self.model_layer72(x71), mask), s6, mask)], dim=1)
+        d = torch.cat([s5, fuse(8, self.model_layer8norm(self.model_layer8(d), mask), s5, mask)], dim=1)
+        d = torch.cat([s4, fuse(9, self.model_layer9norm(self.model_layer9(d), mask), s4, mask)], dim=1)
+        d = torch.cat([s3, fuse(10, self.model_layer10norm(self.model_layer10(d), mask), s3, mask)], dim=1)
+        d = torch.cat([s2, fuse(11, self.model_layer11norm(self.model_layer11(d), mask), s2, mask)], dim=1)
         d = self.model_layer11att(d, mask)
-        d = torch.cat([s1, self.model_layer12norm(self.model_layer12(d), mask)], dim=1)
+        d = torch.cat([s1, fuse(12, self.model_layer12norm(self.model_layer12(d), mask), s1, mask)], dim=1)
         d = self.model_layer12att(d, mask)
-        d = torch.cat([s0, self.model_layer13norm(self.model_layer13(d), mask)], dim=1)
+        d = torch.cat([s0, fuse(13, self.model_layer13norm(self.model_layer13(d), mask), s0, mask)], dim=1)
         d = self.model_layer13att(d, mask)
         return self.model_out(d)
+
+    def _fuse(self, stage: int, decoder: Tensor, skip: Tensor, mask: Tensor) -> Tensor:
+        if stage not in self.style_fusion:
+            return decoder
+        fusion: StyleFusion = getattr(self, f"model_layer{stage}fusion")
+        return fusion(decoder, skip, mask)
 
     def forward(self, image: Tensor, mask: Tensor) -> Tensor:
         """Harmonize ``image`` inside ``mask`` and return it in [0, 1].
