@@ -585,7 +585,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--data", type=Path, required=True, help="photos+masks folder or iHarmony4 layout")
     p.add_argument("--methods", default="identity,stats,harmonizer", help="comma-separated methods to compare")
-    p.add_argument("--weights", metavar="PATH", help="harmonizer checkpoint (default: the bundled weights)")
+    p.add_argument(
+        "--weights",
+        metavar="[METHOD=]PATH",
+        action="append",
+        default=[],
+        help="checkpoint of a method in --methods, e.g. hdnet_lite=runs/h/weights.pt; a bare PATH is harmonizer's "
+        "(default: its bundled weights); repeatable",
+    )
     p.add_argument("--limit", type=int, help="evaluate at most this many held-out images")
     p.add_argument("--device", default="cpu", help="cpu, cuda, auto")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -770,9 +777,10 @@ def _cmd_image(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     from vidharm.models import get_model_config, list_models
 
-    for name in list_models():
-        cfg = get_model_config(name)
-        print(f"{name:<16} {cfg.description}")
+    names = list_models()
+    width = max(map(len, names)) + 2
+    for name in names:
+        print(f"{name:<{width}}{get_model_config(name).description}")
     return 0
 
 
@@ -1118,10 +1126,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_eval_images(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from vidharm.errors import UsageError
     from vidharm.train import evaluate_images, format_eval_table
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    weights = {"harmonizer": args.weights} if args.weights else None
+    weights: dict[str, str] = {}
+    for item in args.weights:
+        method, sep, path = item.rpartition("=")
+        method = method if sep else "harmonizer"
+        if method not in methods:
+            raise UsageError(f"--weights {item}: {method} is not in --methods ({', '.join(methods)}); add it there")
+        weights[method] = path
     bar = tqdm(desc="evaluate", unit="image", disable=args.quiet, dynamic_ncols=True)
 
     def on_image(done: int, total: int) -> None:
@@ -1129,7 +1144,9 @@ def _cmd_eval_images(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        report = evaluate_images(args.data, methods, weights, limit=args.limit, device=args.device, on_image=on_image)
+        report = evaluate_images(
+            args.data, methods, weights or None, limit=args.limit, device=args.device, on_image=on_image
+        )
     finally:
         bar.close()
     print(format_eval_table(report))
@@ -1158,7 +1175,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         result = train(name, args.data, config, args.output, resume=args.resume, on_step=on_step)
     finally:
         bar.close()
-    print(f"trained {name} to step {result.step}; weights: {result.weights}", file=sys.stderr)
+    print(f"trained {result.model} to step {result.step}; weights: {result.weights}", file=sys.stderr)
     return 0
 
 

@@ -53,3 +53,18 @@ def test_report_row_lookup_and_table_format() -> None:
     with pytest.raises(UsageError, match="no row"):
         report.row("eval", "harmonizer")
     assert "| eval | stats | 3 | 1.0 | 48.00 | 20.0 | 35.00 | 18.0 | 50% |" in format_eval_table(report)
+
+
+def test_cli_weights_name_their_method(photos: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from vidharm.cli import main
+
+    weights = tmp_path / "lite.pt"
+    torch.save(create_model("hdnet_tiny").state_dict(), weights)
+    code = main(["eval", "images", "--data", str(photos), "--methods", "identity,hdnet_tiny", "-q",
+                 "--weights", f"hdnet_tiny={weights}"])  # fmt: skip
+    assert code == 0
+    assert "| eval | hdnet_tiny=lite.pt |" in capsys.readouterr().out
+    code = main(["eval", "images", "--data", str(photos), "--methods", "identity",
+                 "--weights", f"hdnet_tiny={weights}"])  # fmt: skip
+    assert code == 2
+    assert "hdnet_tiny is not in --methods" in capsys.readouterr().err
