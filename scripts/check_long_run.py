@@ -3,9 +3,10 @@
 
 Makes a clip (moving test pattern, 24 fps, small frames so it runs in minutes on 2 cores) and a mask video
 of the same length with ffmpeg, runs `vidharm process` as a child process, samples its resident memory
-(VmRSS from /proc) every half second, and prints the peak over each tenth of the run. `process` decodes the clip twice (analyze, then
-render), so the render half runs beside the encoder and sits a step higher; within each half a streaming
-pipeline stays flat, and a leak or a clip held in memory shows as a ramp.
+(VmRSS from /proc) every half second, and prints the peak over each tenth of the run. `process` decodes
+the clip twice (analyze, then render); the render pass loads numba's compiled lookup-table kernel (about
+100 MB, once), so it sits a step higher. Within each pass a streaming pipeline stays flat; a leak or a clip
+held in memory shows as a ramp, and as growth with clip length.
 
 Usage: python scripts/check_long_run.py [--minutes 10] [--size 320x180] [--keep DIR]
 """

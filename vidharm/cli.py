@@ -132,9 +132,7 @@ def _open_inputs(args: argparse.Namespace, frames: range | None = None) -> Any:
     stats = getattr(args, "stats_mask", None)
     if args.fg is None:
         fps = _clip_fps(args)
-        return open_clip(
-            args.clip, args.masks, frames, fps=fps, mask_from_alpha=args.mask_from_alpha, stats_mask=stats
-        )
+        return open_clip(args.clip, args.masks, frames, fps=fps, mask_from_alpha=args.mask_from_alpha, stats_mask=stats)
     return open_layers(
         args.fg, args.bg, args.alpha, frames, premultiplied=args.premultiplied, stats_mask=stats, fps=_layers_fps(args)
     )
@@ -522,9 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--mask-from-alpha) or a shot list (.csv or .yaml: clip, masks, output, options per shot); layers are "
         "--fg/--bg instead. Task frame ranges are source frame numbers (1001-1100 ... for a sequence from 1001).",
     )
-    p.add_argument(
-        "source", type=Path, nargs="?", help="input video or image sequence, or a shot list (.csv, .yaml)"
-    )
+    p.add_argument("source", type=Path, nargs="?", help="input video or image sequence, or a shot list (.csv, .yaml)")
     p.add_argument("masks", type=Path, nargs="?", help="masks folder or mask video (not with a shot list)")
     p.add_argument(
         "--fps",
