@@ -286,3 +286,17 @@ def test_decord_missing_says_how_to_install(make_clip, monkeypatch):
     monkeypatch.setitem(sys.modules, "decord", None)  # makes `import decord` raise ImportError
     with pytest.raises(UsageError, match=r"pip install vidharm\[decord\]"):
         read_frames(clip, decoder="decord")
+
+
+def test_matroska_segment_starting_late_is_not_truncated(tmp_path: Path) -> None:
+    # Regression: a farm segment (frames 12-23 of a clip) starts at 0.5 s, and FFmpeg's Matroska muxer states the
+    # stream's END time (1.0 s) as its DURATION; comparing that with end minus start called the segment truncated.
+    seg = tmp_path / "seg.mkv"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24:duration=0.5",
+         "-vf", "setpts=PTS+0.5/TB", "-c:v", "ffv1", str(seg)],
+        check=True,
+    )  # fmt: skip
+    frames = list(read_frames(seg))
+    assert len(frames) == 12
+    assert frames[0].pts * frames[0].time_base == pytest.approx(0.5, abs=1e-3)

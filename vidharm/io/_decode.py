@@ -167,13 +167,14 @@ class _Completeness:
         rate = self.stream.average_rate or self.stream.guessed_rate
         if duration is None or not rate or self.end_s is None:
             return
-        # Two frame intervals of slack: the stated duration may round up the last frame's duration.
+        # Two frame intervals of slack: the stated duration may round up the last frame's duration. FFmpeg's
+        # Matroska muxer states the stream's end time as its DURATION, not end minus start, so a segment cut
+        # from the middle of a clip (starting at 10 s) states its end: compare with the data's end time.
         slack = 2.0 / float(rate) + 1e-3
-        start_s = float(self.stream.start_time * self.stream.time_base) if self.stream.start_time is not None else 0.0
-        if self.end_s - start_s < duration - slack:
+        if self.end_s < duration - slack:
             raise InputError(
                 f"{path}: truncated: the stream states {duration:.3f} s but its data ends at "
-                f"{self.end_s - start_s:.3f} s, breaking at frame {frames_seen}; re-export or re-download the clip"
+                f"{self.end_s:.3f} s, breaking at frame {frames_seen}; re-export or re-download the clip"
             )
 
 
