@@ -12,7 +12,8 @@ from vidharm.errors import UsageError
 from vidharm.filters import measure_filter_stats
 from vidharm.io._synth import pattern_frame
 from vidharm.pipeline import ParamsTrack, ProcessConfig, analyze, frame_histogram, open_clip, stats_from_histograms
-from vidharm.pipeline.analyze import resize_for_model, to_model_input
+from vidharm.pipeline.analyze import analyze_stream, load_model, resize_for_model, to_model_input
+from vidharm.pipeline.inputs import iter_frames_masks_alpha, iter_stats_masks
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
@@ -115,3 +116,23 @@ def test_stride_never_interpolates_across_a_scene_cut(tmp_path: Path) -> None:
     np.testing.assert_array_equal(b[keys], a[keys])
     np.testing.assert_allclose(b[5], (a[4] + a[6]) / 2, atol=5.1e-5)  # rows are rounded to 4 decimals
     np.testing.assert_allclose(b[9], a[8] + (a[11] - a[8]) / 3, atol=5.1e-5)  # rows are rounded to 4 decimals
+
+
+@pytest.mark.parametrize("stride", [1, 4])
+def test_analyze_stream_gives_each_row_within_a_stride_with_its_frame(clip_with_masks, stride: int) -> None:
+    # The one-pass render holds every frame until its row comes out: rows must not wait for a whole batch.
+    clip, masks = clip_with_masks(num_frames=19)
+    inp = open_clip(clip, masks)
+    config = ProcessConfig(analyze_stride=stride, batch_size=8)
+    items = zip(iter_frames_masks_alpha(inp), iter_stats_masks(inp), strict=False)
+    measured: list[int] = []
+    rows, lags = [], []
+    net = load_model(config, torch.device("cpu"))
+    for row, item in analyze_stream(inp, config, net, items, carry=True, on_frame=measured.append):
+        frame, _pts, image, mask, _alpha = item
+        assert frame == row.frame and image.shape == (48, 64, 3) and mask.shape == (48, 64)
+        lags.append(len(measured) - row.frame)
+        rows.append(row)
+    assert [r.frame for r in rows] == list(range(19))
+    assert max(lags) <= stride
+    assert rows == analyze(inp, config).frames

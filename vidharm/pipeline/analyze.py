@@ -28,10 +28,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -52,6 +53,8 @@ from vidharm.temporal import DEFAULT_CUT_THRESHOLD, background_signature, signat
 
 __all__ = [
     "analyze",
+    "analyze_stream",
+    "analysis_track",
     "analysis_frame",
     "load_model",
     "stats_from_histograms",
@@ -386,6 +389,12 @@ class _Frame:
     small: tuple[np.ndarray, np.ndarray] | None
     key: bool
     raw: list[float] | None = None
+    payload: Any = None  # what the caller carries along until the row is final (the one-pass render's frame)
+
+
+_Small = tuple[np.ndarray, np.ndarray]
+# frame, pts, signature, mask area, histogram, network input (key frames), cut before it, previous frame's input
+_Measured = tuple[int, int | None, list[float], float, np.ndarray | None, _Small | None, bool, _Small | None]
 
 
 def _measure(
@@ -394,8 +403,9 @@ def _measure(
     with_hist: bool,
     color: ColorManagement | None = None,
     stats_mask: np.ndarray | None = None,
-) -> tuple[int, int | None, list[float], float, np.ndarray | None, tuple[np.ndarray, np.ndarray]]:
-    frame, pts, image, mask = item
+) -> tuple[int, int | None, list[float], float, np.ndarray | None, Callable[[], _Small]]:
+    """A frame's signature, mask area and histogram, and how to make its network input (wanted for key frames)."""
+    frame, pts, image, mask = item[:4]
     image = analysis_frame(image, color)
     small = cv2.resize(image, _SIGNATURE_SIZE, interpolation=cv2.INTER_AREA)
     small_mask = cv2.resize(mask, _SIGNATURE_SIZE, interpolation=cv2.INTER_AREA)
@@ -407,13 +417,38 @@ def _measure(
     area = round(float(mask.mean(dtype=np.float64)), _AREA_DECIMALS)
     if stats_mask is None:
         hist = frame_histogram(image) if with_hist else None
-        return frame, pts, signature, area, hist, resize_for_model(image, mask, size)
+        return frame, pts, signature, area, hist, lambda: resize_for_model(image, mask, size)
     measured = measured_pixels(mask, stats_mask)
     # The filters' global statistics count only the measured pixels (all of them if none is: a frame with
     # neither foreground nor allowed background has nothing better to offer).
     counted = image[measured][None] if measured.any() else image
     hist = frame_histogram(counted) if with_hist else None
-    return frame, pts, signature, area, hist, masked_model_input(image, mask, measured, size)
+    return frame, pts, signature, area, hist, lambda: masked_model_input(image, mask, measured, size)
+
+
+def _measurements(
+    items: Iterable[tuple[tuple[Any, ...], np.ndarray | None]],
+    size: int,
+    with_hist: bool,
+    color: ColorManagement | None,
+    keyed: Callable[[int], bool],
+    carry: bool,
+) -> Iterator[tuple[_Measured, Any]]:
+    """Per frame: the measurements, the network input where the frame is a key frame, and whether a cut precedes it.
+
+    The network input (a resize of the full frame) is made only for key frames: those ``keyed`` by their number, and
+    both frames around a cut, so the previous frame's is made when the cut shows (its pixels are still held here).
+    """
+    previous: tuple[list[float], _Small | None, Callable[[], _Small]] | None = None
+    for item, stats in items:
+        frame, pts, signature, area, hist, make = _measure(item, size, with_hist, color, stats)
+        cut = previous is not None and (
+            signature_distance(np.array(previous[0]), np.array(signature)) > DEFAULT_CUT_THRESHOLD
+        )
+        small = make() if keyed(frame) or cut else None
+        before = previous[2]() if cut and previous is not None and previous[1] is None else None
+        yield (frame, pts, signature, area, hist, small, cut, before), (item if carry else None)
+        previous = (signature, small, make)
 
 
 @contextmanager
@@ -441,8 +476,8 @@ def analyze(
     from the two analysed frames around them, never across a cut. Statistics, signatures and mask areas are
     measured on every frame; with ``inp.stats_mask`` only where it allows (see the module docstring). Decoding,
     per-frame measurements and the network run in three threads. On a CPU the network sees at most two frames
-    at a time (``batch_size`` still sets how many analysed frames are gathered first): larger batches are
-    slower per frame there and cost memory.
+    at a time (one at a stride), and runs as soon as it has them (``batch_size`` sets the batch on other
+    devices): larger batches are slower per frame there and cost memory.
 
     Args:
         inp: the checked clip and masks (:func:`open_clip`).
@@ -459,16 +494,57 @@ def analyze(
     Raises:
         VidharmError: unreadable frames or masks, a model or checkpoint that cannot be used.
     """
+    net = load_model(config, resolve_device(config.device)) if model is None else model
+    items = zip(iter_frames_and_masks(inp, config.decoder), iter_stats_masks(inp), strict=False)
+    rows = [row for row, _ in analyze_stream(inp, config, net, items, on_frame=on_frame)]
+    return analysis_track(inp, config, rows)
+
+
+def analyze_stream(
+    inp: ClipInput,
+    config: ProcessConfig,
+    model: nn.Module,
+    items: Iterable[tuple[tuple[Any, ...], np.ndarray | None]],
+    *,
+    carry: bool = False,
+    on_frame: Callable[[int], None] | None = None,
+) -> Iterator[tuple[FrameParams, Any]]:
+    """The rows of :func:`analyze`, each yielded as soon as it is final, in frame order.
+
+    A key frame's row is final once the network has seen it; a row between key frames (``analyze_stride`` k > 1)
+    once the next key frame's has. So on a CPU a row comes out at most about ``k`` frames after its frame went in
+    (two at stride 1, where the network sees two frames at a time), ``batch_size * k`` on other devices. :func:`analyze`
+    collects them; a one-pass process (analyze, a causal smoother and render in one decode) renders them as
+    they come, with the frames carried along.
+
+    Args:
+        inp: the checked clip and masks.
+        config: model, device, batch size, stride, torch threads and colour management.
+        model: the loaded model (:func:`load_model`).
+        items: per frame, ``((frame, pts, image, mask, ...), stats_mask or None)`` in frame order, as
+            :func:`~vidharm.pipeline.inputs.iter_frames_and_masks` (or ``iter_frames_masks_alpha``) zipped with
+            :func:`~vidharm.pipeline.inputs.iter_stats_masks` give them.
+        carry: yield each frame's decoded tuple with its row (held until the row is final); else None.
+        on_frame: called with 1 after each frame is measured, for progress bars.
+
+    Yields:
+        ``(row, item)``: the frame's :class:`FrameParams` (``raw``, ``stats``, ``signature``, ``mask_area``), and
+        its tuple from ``items`` with ``carry``, else None.
+
+    Raises:
+        VidharmError: unreadable frames or masks, a model that cannot be used.
+    """
     device = resolve_device(config.device)
-    net = load_model(config, device) if model is None else model
+    net = model
     size = get_model_config(config.model).input_size
     method = method_for_model(config.model, config.transfer)
     stride = config.analyze_stride
     first, last = inp.frames.start, inp.frames.stop - 1
     with_hist = bool(method.stats_names)
     # On a CPU larger batches are slower per frame and hold ~40 MB of activations per frame (harmonizer, 256 px).
-    chunk = config.batch_size if device.type != "cpu" else min(config.batch_size, _CPU_BATCH)
-    rows: list[FrameParams] = []
+    # At a stride, one key frame at a time: a row then waits for one key frame, not two, and so does its frame in
+    # a one-pass render (k frames held instead of 2k); the network's cost per key frame barely changes.
+    chunk = config.batch_size if device.type != "cpu" else min(config.batch_size, _CPU_BATCH if stride == 1 else 1)
     pending: deque[_Frame] = deque()  # frames whose row is not final yet, in order
     queued: list[_Frame] = []  # key frames waiting for the network, in order
     left: _Frame | None = None  # the last key frame whose row is final
@@ -487,7 +563,7 @@ def analyze(
             f.raw, f.small = round_args(row), None
         queued.clear()
 
-    def finish(done: list[_Frame]) -> None:
+    def finish(done: list[_Frame]) -> list[tuple[FrameParams, Any]]:
         raws = [f.raw or [] for f in done]
         if with_hist:
             hist = torch.from_numpy(np.stack([f.hist for f in done if f.hist is not None]))
@@ -495,10 +571,13 @@ def analyze(
             stats = [round_args(s, 6) for s in stats_from_histograms(hist, args).tolist()]
         else:
             stats = [[] for _ in done]
+        out = []
         for f, a, s in zip(done, raws, stats, strict=True):
-            rows.append(FrameParams(f.frame, f.pts, a, s, signature=f.signature, mask_area=f.area))
+            out.append((FrameParams(f.frame, f.pts, a, s, signature=f.signature, mask_area=f.area), f.payload))
+            f.payload = None
+        return out
 
-    def release() -> None:
+    def release() -> list[tuple[FrameParams, Any]]:
         nonlocal left
         done: list[_Frame] = []
         while pending:
@@ -517,39 +596,50 @@ def analyze(
                 weight = (f.frame - left.frame) / (right.frame - left.frame)
                 f.raw = round_args(interpolate_rows(left.raw, right.raw, weight))
                 done.append(f)
-        if done:
-            finish(done)
+        return finish(done) if done else []
 
     color = color_management(config)
-    items = zip(iter_frames_and_masks(inp, config.decoder), iter_stats_masks(inp), strict=False)
-    measured = (_measure(item, size, with_hist, color, stats) for item, stats in prefetch(items, 4))
-    previous_small: tuple[np.ndarray, np.ndarray] | None = None
-    previous_signature: list[float] | None = None
+    # Carried frames are full-resolution: one-frame queues (the rows' lookahead holds several already).
+    depth = 1 if carry else 4
+
+    def keyed(frame: int) -> bool:
+        return stride == 1 or (frame - first) % stride == 0 or frame == last
+
+    measured = _measurements(prefetch(items, depth), size, with_hist, color, keyed, carry)
     with _torch_threads(config.torch_threads):
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        for frame, pts, signature, area, hist, small in prefetch(measured, maxsize=4):
-            cut = previous_signature is not None and (
-                signature_distance(np.array(previous_signature), np.array(signature)) > DEFAULT_CUT_THRESHOLD
-            )
+        for (frame, pts, signature, area, hist, small, cut, before), item in prefetch(measured, maxsize=depth):
             if cut and pending and not pending[-1].key:
-                # The last frame of the shot closes its segment: analyse it too (its input was kept).
-                pending[-1].key, pending[-1].small = True, previous_small
+                # The last frame of the shot closes its segment: analyse it too (its input was made on the cut).
+                pending[-1].key, pending[-1].small = True, before
                 queued.append(pending[-1])
-            key = stride == 1 or (frame - first) % stride == 0 or frame == last or cut
-            record = _Frame(frame, pts, signature, area, hist, small if key else None, key)
+            key = keyed(frame) or cut
+            record = _Frame(frame, pts, signature, area, hist, small, key, payload=item)
             pending.append(record)
             if key:
                 queued.append(record)
-            previous_small, previous_signature = small, signature
             limit = _MAX_PENDING_DEEP if hist is not None and hist.shape[-1] > 256 else _MAX_PENDING
-            if len(queued) >= config.batch_size or (queued and len(pending) >= limit):
+            # The network runs as soon as it has a batch: rows (and, carried, frames) wait no longer than that.
+            if len(queued) >= chunk or (queued and len(pending) >= limit):
                 predict()
-                release()
+                yield from release()
             if on_frame is not None:
                 on_frame(1)
         if queued:
             predict()
-        release()
+        yield from release()
+
+
+def analysis_track(inp: ClipInput, config: ProcessConfig, rows: list[FrameParams]) -> ParamsTrack:
+    """The analysed track of ``inp``: its rows (from :func:`analyze_stream`) under the header :func:`analyze` writes.
+
+    Warns about frames with an empty mask.
+
+    Raises:
+        MaskError: fewer (or more) rows than ``inp.frames`` (the clip or its masks ended early).
+    """
+    method = method_for_model(config.model, config.transfer)
+    color = color_management(config)
     empty = [r.frame for r in rows if r.mask_area == 0]
     if empty:
         log.warning(
@@ -581,7 +671,7 @@ def analyze(
         "arg_names": method.arg_names,
         "stats_names": list(method.stats_names),
         "smoothing": None,
-        "analyze_stride": stride,
+        "analyze_stride": config.analyze_stride,
         "color": color.describe() if color is not None else None,
     }
     if inp.stats_mask is not None:

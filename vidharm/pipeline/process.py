@@ -6,9 +6,10 @@ import dataclasses
 import logging
 import math
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -16,23 +17,34 @@ import torch
 from vidharm.config import dump_config
 from vidharm.errors import InputError, OutputError, UsageError
 from vidharm.filters import FILTER_NAMES, NUM_ARGS, measure_filter_stats
-from vidharm.io import atomic_path, is_sequence_pattern, parse_sequence_pattern, read_image, write_image
-from vidharm.masks import MaskFolder, PropagatedMasks, fit_mask, to_alpha, write_masks
+from vidharm.io import atomic_path, is_sequence_pattern, parse_sequence_pattern, prefetch, read_image, write_image
+from vidharm.masks import ClipAlpha, MaskFolder, PropagatedMasks, fit_mask, to_alpha, write_masks
 from vidharm.models import get_model_config
-from vidharm.pipeline.analyze import analysis_frame, analyze, load_model, to_model_input
-from vidharm.pipeline.inputs import ClipInput, open_clip, open_layers
+from vidharm.pipeline.analyze import (
+    analysis_frame,
+    analysis_track,
+    analyze,
+    analyze_stream,
+    load_model,
+    to_model_input,
+)
+from vidharm.pipeline.inputs import ClipInput, iter_frames_masks_alpha, iter_stats_masks, open_clip, open_layers
 from vidharm.pipeline.layers import render_layers
 from vidharm.pipeline.methods import Method, method_for_model
-from vidharm.pipeline.params import ParamsTrack, write_params
-from vidharm.pipeline.render import check_mix, render_frame, render_output
+from vidharm.pipeline.params import FrameParams, ParamsTrack, write_params
+from vidharm.pipeline.render import check_mix, render_frame, render_output, render_stream, track_color_management
 from vidharm.pipeline.settings import ProcessConfig, color_management, resolve_device
-from vidharm.pipeline.smooth import smooth
+from vidharm.pipeline.smooth import CAUSAL_MODES, CausalSmoother, smooth
 
-__all__ = ["process_video", "process_layers", "harmonize_image", "check_output_path", "config_path_for"]
+__all__ = ["process_video", "process_layers", "harmonize_image", "check_output_path", "config_path_for", "one_pass"]
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int], Callable[[int], None]]
+
+# Decoded frames (colour and float32 mask) a one-pass run may hold while their rows wait for the next key frame:
+# 1080p 8-bit up to analyze_stride 18, 4K 8-bit up to 4; beyond, two passes hold less.
+_ONE_PASS_HELD_BYTES = 256 << 20
 
 
 def check_output_path(output: Path, *inputs: Path) -> None:
@@ -79,7 +91,11 @@ def process_video(
     mask_from_alpha: bool = False,
     stats_mask: Path | None = None,
 ) -> ParamsTrack:
-    """Harmonize a clip: analyze every frame, smooth the whole track, render and encode.
+    """Harmonize a clip: analyze every frame, smooth the track, render and encode.
+
+    With causal smoothing (``ema``, the default, or ``off``) the three run in one decode of the clip and masks
+    (:func:`one_pass`), with the same pixels and sidecar as analysing the whole clip first; ``zero_lag`` (and
+    inputs :func:`one_pass` names) analyse the whole clip, smooth the whole track, then decode again to render.
 
     Args:
         clip: the input video or image-sequence pattern.
@@ -191,20 +207,103 @@ def _process(
             inp = dataclasses.replace(inp, masks=MaskFolder(tmp))
         else:
             keyframes = None
-        track = analyze(inp, config, model=model, on_frame=progress("analyze", len(inp.frames)) if progress else None)
-        if keyframes is not None:
-            track.header.update(masks=str(keyframes.path), masks_fingerprint=keyframes.fingerprint())
-        track = smooth(track, mode=config.smoothing, half_life_s=config.half_life_s)
-        on_render = progress("render", len(inp.frames)) if progress else None
-        if inp.foreground is not None:
-            render_layers(inp, track, output, config, on_frame=on_render, force=True, write_fg=write_fg)
+        if one_pass(inp, output, config):
+            # One bar for both stages (the frames are analysed and rendered in the same pass).
+            on_frame = progress("analyze+render", len(inp.frames)) if progress else None
+            track = _process_one_pass(inp, output, config, model, on_frame)
+            if keyframes is not None:
+                track.header.update(masks=str(keyframes.path), masks_fingerprint=keyframes.fingerprint())
         else:
-            render_output(inp, track, output, config, on_frame=on_render, force=True)
+            on_analyze = progress("analyze", len(inp.frames)) if progress else None
+            track = analyze(inp, config, model=model, on_frame=on_analyze)
+            if keyframes is not None:
+                track.header.update(masks=str(keyframes.path), masks_fingerprint=keyframes.fingerprint())
+            track = smooth(track, mode=config.smoothing, half_life_s=config.half_life_s)
+            on_render = progress("render", len(inp.frames)) if progress else None
+            if inp.foreground is not None:
+                render_layers(inp, track, output, config, on_frame=on_render, force=True, write_fg=write_fg)
+            else:
+                render_output(inp, track, output, config, on_frame=on_render, force=True)
     if params_out is not None:
         write_params(track, params_out)
     with atomic_path(config_path_for(output)) as tmp:
         tmp.write_text(dump_config(config))
     return track
+
+
+def one_pass(inp: ClipInput, output: str | Path, config: ProcessConfig) -> bool:
+    """Whether :func:`process_video` analyses, smooths and renders ``inp`` in one decode.
+
+    It does when the smoothing is causal (``ema`` or ``off``: each row's smoothed value is known once its
+    frame, and with ``analyze_stride`` k the next analysed frame, is analysed), the input is no pair of layers,
+    analysis and render decode the clip alike (no alpha channel, or the alpha is the mask), and the k decoded
+    frames held meanwhile fit in 256 MiB (at 1080p 8-bit, k <= 18). The result is the two-pass result exactly
+    (pixels and sidecar); ``zero_lag`` needs the whole track before the first frame is rendered, so it keeps two
+    passes. One difference: a clip or mask source that ends early is found at its end,
+    so an image-sequence output keeps the frames rendered until then (a video output is never left half-written).
+
+    Example:
+        >>> from vidharm.io._synth import write_test_clip
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> clip = write_test_clip(folder / "clip.mp4", num_frames=2)
+        >>> write_image(folder / "mask.png", np.full((48, 64), 255, np.uint8))
+        >>> inp = open_clip(clip, folder / "mask.png")
+        >>> one_pass(inp, "out.mp4", ProcessConfig()), one_pass(inp, "out.mp4", ProcessConfig(smoothing="zero_lag"))
+        (True, False)
+        >>> one_pass(inp, "out.%04d.png", ProcessConfig(smoothing="off"))
+        True
+        >>> one_pass(inp, "out.mp4", ProcessConfig(analyze_stride=20000))  # 20000 frames of 64x48 held: too many
+        False
+    """
+    if config.smoothing not in CAUSAL_MODES or inp.foreground is not None:
+        return False
+    if inp.info.has_alpha and not isinstance(inp.masks, ClipAlpha):
+        return False
+    # A row waits for the next key frame (a whole batch of them off the CPU), and so does its decoded frame.
+    held = config.analyze_stride * (1 if resolve_device(config.device).type == "cpu" else config.batch_size)
+    sample = 1 if inp.info.bit_depth <= 8 else 2 if inp.info.bit_depth <= 16 else 4
+    return held * inp.info.width * inp.info.height * (3 * sample + 4) <= _ONE_PASS_HELD_BYTES
+
+
+def _process_one_pass(
+    inp: ClipInput, output: Path, config: ProcessConfig, model: torch.nn.Module, on_frame: Callable[[int], None] | None
+) -> ParamsTrack:
+    """Analyze, smooth (causally) and render in one decode; the track equals :func:`analyze` then :func:`smooth`'s."""
+    method = method_for_model(config.model, config.transfer)
+    color = color_management(config)
+    # The header fields the smoother and the render read, as analysis_track writes them (so parsed alike).
+    early = ParamsTrack(
+        header={
+            "fps": str(inp.info.fps),
+            "time_base": str(inp.info.time_base),
+            "method": method.to_header(),
+            "color": color.describe() if color is not None else None,
+        }
+    )
+    smoother = CausalSmoother(early.header, mode=config.smoothing, half_life_s=config.half_life_s)
+    rows: list[FrameParams] = []
+    header: dict[str, Any] = {}
+
+    def stream() -> Iterator[tuple[FrameParams, Any]]:
+        items = zip(iter_frames_masks_alpha(inp, config.decoder), iter_stats_masks(inp), strict=False)
+        for row, item in analyze_stream(inp, config, model, items, carry=True):
+            smoothed = smoother.push(row)
+            rows.append(smoothed)
+            yield smoothed, item
+        # Checks the count (a short clip or mask source raises here, before the output is kept).
+        header.update(analysis_track(inp, config, rows).header)
+
+    # The network runs in a thread of its own, a frame ahead of the render (every frame queued is full-size).
+    render_stream(
+        inp,
+        prefetch(stream(), maxsize=1),
+        output,
+        config,
+        method=early.method,
+        color=track_color_management(early, config),
+        on_frame=on_frame,
+    )
+    return ParamsTrack(header={**header, "smoothing": smoother.smoothing_header()}, frames=rows)
 
 
 def harmonize_image(

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +46,14 @@ from vidharm.io import (
 from vidharm.pipeline.analyze import frame_histogram, stats_from_histograms
 from vidharm.pipeline.inputs import ClipInput, iter_frames_masks_alpha
 from vidharm.pipeline.methods import Method
-from vidharm.pipeline.params import ParamsTrack
+from vidharm.pipeline.params import FrameParams, ParamsTrack
 from vidharm.pipeline.segments import write_segment_info
 from vidharm.pipeline.settings import ProcessConfig, color_management, resolve_device
 
 __all__ = [
     "render_frame",
     "render_video",
+    "render_stream",
     "check_mix",
     "render_sequence",
     "render_output",
@@ -307,15 +308,62 @@ def render_video(
         VidharmError: decode, mask or encode failures.
     """
     check_mix(mix)
-    if (track.header.get("width"), track.header.get("height")) != (inp.info.width, inp.info.height):
-        raise InputError(
-            f"the parameter file was made for a {track.header.get('width')}x{track.header.get('height')} clip, "
-            f"but {inp.clip.name} is {inp.info.width}x{inp.info.height}; analyze this clip again"
-        )
+    _check_track_size(inp, track)
     rows = [track.row(f) for f in inp.frames]
-    method = track.method
-    device = resolve_device(config.device)
     color = track_color_management(track, config)
+
+    def decoded() -> Iterator[tuple[FrameParams, tuple[int, int | None, np.ndarray, np.ndarray, np.ndarray | None]]]:
+        frames = prefetch(iter_frames_masks_alpha(inp, config.decoder), maxsize=_QUEUE_FRAMES)
+        yield from zip(rows, frames, strict=False)
+
+    render_stream(
+        inp, decoded(), output, config, method=track.method, color=color, on_frame=on_frame, mix=mix, exact=exact
+    )
+
+
+def render_stream(
+    inp: ClipInput,
+    stream: Iterable[tuple[FrameParams, tuple[int, int | None, np.ndarray, np.ndarray, np.ndarray | None]]],
+    output: Path,
+    config: ProcessConfig,
+    *,
+    method: Method = _FILTERS,
+    color: ColorManagement | None = None,
+    on_frame: Callable[[int], None] | None = None,
+    mix: float = 1.0,
+    exact: bool = False,
+) -> int:
+    """Render and encode ``inp.frames`` from a stream of (row, decoded frame) pairs: :func:`render_video`'s back half.
+
+    Each row is applied to its frame (:func:`render_frame`) in a thread of its own, and the frames are encoded in
+    the caller's thread, exactly as :func:`render_video` does; the stream may come from a decode of the clip
+    zipped with a track's rows, or from a one-pass analysis (its rows smoothed as they come). An image-sequence
+    ``output`` gets every frame written, as :func:`render_sequence` with ``force`` writes them (frames written
+    before an error stay: each is complete).
+
+    Args:
+        inp: the checked clip and masks; ``inp.frames`` are the frames the stream holds, in order.
+        stream: per frame, its row (``applied()`` is rendered) and ``(frame, pts, image, mask, alpha)`` as
+            :func:`~vidharm.pipeline.inputs.iter_frames_masks_alpha` yields it.
+        output: the video file (written atomically, with the source's audio for the whole clip), or an
+            image-sequence pattern.
+        config: device and encoder settings.
+        method: how the rows are applied.
+        color: the frames' colour management (as :func:`track_color_management` resolves it), or None.
+        on_frame: called with 1 after each frame is encoded.
+        mix: strength in [0, 1].
+        exact: the torch arithmetic instead of the lookup tables.
+
+    Returns:
+        The number of frames written, ``len(inp.frames)``.
+
+    Raises:
+        InputError: the stream ends before ``inp.frames`` does (nothing is left at a video ``output``).
+        VidharmError: whatever the stream raises, and encode failures (nothing is left at a video ``output``).
+    """
+    device = resolve_device(config.device)
+    if is_sequence_pattern(output):
+        return _stream_sequence(inp, stream, output, device, method, color, on_frame, mix, exact)
     whole = inp.frames == range(inp.num_frames)
     with VideoWriter(
         output,
@@ -331,8 +379,7 @@ def render_video(
     ) as writer:
 
         def rendered() -> Iterator[VideoFrame]:
-            decoded = prefetch(iter_frames_masks_alpha(inp, config.decoder), maxsize=_QUEUE_FRAMES)
-            for row, (frame, pts, image, mask, alpha) in zip(rows, decoded, strict=False):
+            for row, (frame, pts, image, mask, alpha) in stream:
                 args, stats = row.applied()
                 pixels = render_frame(image, mask, args, stats, device, mix, method, exact=exact, color=color)
                 yield VideoFrame(index=frame, pts=pts, time_base=inp.info.time_base, image=pixels, alpha=alpha)
@@ -344,8 +391,43 @@ def render_video(
             written += 1
             if on_frame is not None:
                 on_frame(1)
-        if written != len(rows):
-            raise InputError(f"{inp.clip}: decoded {written} frames but expected {len(rows)}; the clip may be damaged")
+        if written != len(inp.frames):
+            raise InputError(
+                f"{inp.clip}: decoded {written} frames but expected {len(inp.frames)}; the clip may be damaged"
+            )
+    return written
+
+
+def _stream_sequence(
+    inp: ClipInput,
+    stream: Iterable[tuple[FrameParams, tuple[int, int | None, np.ndarray, np.ndarray, np.ndarray | None]]],
+    pattern: str | Path,
+    device: torch.device,
+    method: Method,
+    color: ColorManagement | None,
+    on_frame: Callable[[int], None] | None,
+    mix: float,
+    exact: bool,
+) -> int:
+    """:func:`render_stream` to an image sequence: every frame of ``inp.frames`` (re)written, as ``force`` does."""
+    writer = SequenceWriter(pattern, force=True, like=inp.info)
+    writer.remove_stale_temps(inp.frames)
+    keeps_alpha = writer.pattern.extension not in (".jpg", ".jpeg")
+    if inp.info.has_alpha and inp.foreground is None and not keeps_alpha:
+        log.warning("%s: JPEG has no alpha channel; the clip's alpha is not written (use .png, .tif or .exr)", pattern)
+    written = 0
+    for row, (frame, _pts, image, mask, alpha) in stream:
+        args, stats = row.applied()
+        pixels = render_frame(image, mask, args, stats, device, mix, method, exact=exact, color=color)
+        writer.write(frame, pixels, alpha=alpha if keeps_alpha else None)
+        written += 1
+        if on_frame is not None:
+            on_frame(1)
+    if written != len(inp.frames):
+        raise InputError(
+            f"{inp.clip}: decoded {written} of the {len(inp.frames)} frames to render; the clip may be damaged"
+        )
+    return written
 
 
 def _check_track_size(inp: ClipInput, track: ParamsTrack) -> None:

@@ -1,16 +1,17 @@
-"""Smooth: the whole argument track (and the filters' statistics) smoothed once, scene-cut aware."""
+"""Smooth: the argument track (and the filters' statistics), scene-cut aware: whole, or row by row for causal modes."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
-from vidharm.errors import InputError
-from vidharm.pipeline.params import ParamsTrack, round_args
+from vidharm.errors import InputError, UsageError
+from vidharm.pipeline.params import FrameParams, ParamsTrack, round_args
 from vidharm.temporal import detect_scene_cuts, smooth_track
 
-__all__ = ["smooth", "join_tracks"]
+__all__ = ["smooth", "join_tracks", "CausalSmoother", "CAUSAL_MODES"]
 
 _SMOOTHED_DECIMALS = 6
 
@@ -132,3 +133,115 @@ def smooth(track: ParamsTrack, *, mode: str, half_life_s: float) -> ParamsTrack:
     ]
     header = {**track.header, "smoothing": {"mode": mode, "half_life_s": half_life_s, "cuts": cuts}}
     return ParamsTrack(header=header, frames=frames)
+
+
+CAUSAL_MODES: tuple[str, ...] = ("ema", "off")
+"""Smoothing modes whose value at a frame depends on that frame and earlier ones only (:class:`CausalSmoother`)."""
+
+
+class CausalSmoother:
+    """:func:`smooth` one row at a time, for a causal mode: each row's smoothed values as soon as it comes.
+
+    Fed the rows of a track in frame order, it gives each exactly the ``smoothed`` and ``smoothed_stats`` that
+    :func:`smooth` gives it on the whole track (the same float arithmetic, step by step: scene cuts from
+    consecutive background signatures, the EMA over arguments and statistics with the time-aware step weight
+    of each pair of timestamps), so a clip can be analysed, smoothed and rendered in one decode.
+
+    Args:
+        header: the track's header (``fps``, ``time_base``, ``method``), as :func:`analysis_track` writes it.
+        mode: ``ema`` or ``off`` (see :data:`CAUSAL_MODES`).
+        half_life_s: half-life in seconds; 0 is the same as ``off``.
+
+    Raises:
+        UsageError: a mode that is not causal (``zero_lag`` needs the whole track).
+
+    Example:
+        >>> from vidharm.pipeline.params import FrameParams
+        >>> smoother = CausalSmoother({"fps": "1/1", "time_base": "1/1"}, mode="ema", half_life_s=1.0)
+        >>> [smoother.push(FrameParams(i, i, [float(i % 2)] * 6, [0.5] * 4)).smoothed[0] for i in range(3)]
+        [0.0, 0.5, 0.25]
+        >>> smoother.smoothing_header()
+        {'mode': 'ema', 'half_life_s': 1.0, 'cuts': []}
+    """
+
+    def __init__(self, header: dict[str, Any], *, mode: str, half_life_s: float) -> None:
+        if mode not in CAUSAL_MODES:
+            raise UsageError(
+                f"smoothing {mode!r} is not causal (it needs the whole track); use smooth(), or one of "
+                f"{', '.join(CAUSAL_MODES)}"
+            )
+        self.mode = mode
+        self.half_life_s = half_life_s
+        self.header = header
+        self.cuts: list[int] = []
+        self._on = mode != "off" and half_life_s != 0
+        self._previous: FrameParams | None = None
+        self._time: float | None = None
+        self._state: tuple[np.ndarray, np.ndarray] | None = None
+        self._rows = 0
+        self._probe = ParamsTrack(header=header)  # one row at a time, to take its time exactly as times_s() does
+
+    def push(self, row: FrameParams) -> FrameParams:
+        """The next row (in frame order) with ``smoothed`` and ``smoothed_stats`` filled.
+
+        Raises:
+            InputError: a value that is not finite, or a timestamp not after the previous row's (as :func:`smooth`
+                refuses them); smoothing on and a row with a background signature after one without, or the
+                reverse.
+        """
+        self._probe.frames = [row]
+        time = float(self._probe.times_s()[0])
+        args = self._probe.raw_array()[0]
+        stats = self._probe.stats_array()[0]
+        index, self._rows = self._rows, self._rows + 1
+        if not self._on:
+            return self._emit(row, args, stats)
+        if not np.isfinite(args).all() or not np.isfinite(stats).all():
+            raise InputError(
+                f"track: row {index} holds NaN or inf; every value must be finite (fix the analysis output)"
+            )
+        if not np.isfinite(time):
+            raise InputError("times_s: holds NaN or inf; every timestamp must be a finite number of seconds")
+        previous, self._previous = self._previous, row
+        if previous is not None and (previous.signature is None) != (row.signature is None):
+            # smooth() finds no cuts at all when some row lacks its signature, which shows only at the track's end.
+            raise InputError(
+                f"frame {row.frame}: some rows have a background signature and some not; a causal smoother needs "
+                "all or none (smooth the whole track with smooth() instead)"
+            )
+        cut = False
+        if previous is not None and previous.signature is not None and row.signature is not None:
+            pair = np.array([previous.signature, row.signature], dtype=np.float64)
+            cut = bool(detect_scene_cuts(pair))
+        if cut:
+            self.cuts.append(row.frame)
+        if self._time is not None and not time > self._time:
+            raise InputError(
+                f"times_s: expected strictly increasing times, got {time} after {self._time} at row {index}; "
+                "drop duplicated frames or fix their timestamps"
+            )
+        if self._state is None or cut:
+            self._state = (args.copy(), stats.copy())
+        else:
+            # smooth_track's EMA step, in its arithmetic: keep = exp2(-diff(t) / half_life).
+            step = np.array([time], np.float64) - np.array([self._time], np.float64)
+            keep = np.exp2(-step / self.half_life_s)[0]
+            state_args, state_stats = self._state
+            self._state = (
+                state_args + (1.0 - keep) * (args - state_args),
+                state_stats + (1.0 - keep) * (stats - state_stats),
+            )
+        self._time = time
+        return self._emit(row, *self._state)
+
+    def _emit(self, row: FrameParams, args: np.ndarray, stats: np.ndarray) -> FrameParams:
+        return dataclasses.replace(
+            row,
+            smoothed=round_args(args, _SMOOTHED_DECIMALS),
+            smoothed_stats=round_args(stats, _SMOOTHED_DECIMALS),
+        )
+
+    def smoothing_header(self) -> dict[str, Any]:
+        """The ``smoothing`` record :func:`smooth` writes in the header, for the rows pushed so far."""
+        cuts = list(self.cuts) if self._on else []
+        return {"mode": self.mode, "half_life_s": self.half_life_s, "cuts": cuts}
