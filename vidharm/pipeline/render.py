@@ -363,7 +363,11 @@ def render_stream(
     """
     device = resolve_device(config.device)
     if is_sequence_pattern(output):
-        return _stream_sequence(inp, stream, output, device, method, color, on_frame, mix, exact)
+        files = SequenceWriter(output, force=True, like=inp.info)
+        files.remove_stale_temps(inp.frames)
+        return len(
+            _write_sequence(inp, stream, files, output, len(inp.frames), device, method, color, on_frame, mix, exact)
+        )
     whole = inp.frames == range(inp.num_frames)
     with VideoWriter(
         output,
@@ -398,34 +402,34 @@ def render_stream(
     return written
 
 
-def _stream_sequence(
+def _write_sequence(
     inp: ClipInput,
     stream: Iterable[tuple[FrameParams, tuple[int, int | None, np.ndarray, np.ndarray, np.ndarray | None]]],
+    writer: SequenceWriter,
     pattern: str | Path,
+    expected: int,
     device: torch.device,
     method: Method,
     color: ColorManagement | None,
     on_frame: Callable[[int], None] | None,
     mix: float,
     exact: bool,
-) -> int:
-    """:func:`render_stream` to an image sequence: every frame of ``inp.frames`` (re)written, as ``force`` does."""
-    writer = SequenceWriter(pattern, force=True, like=inp.info)
-    writer.remove_stale_temps(inp.frames)
+) -> list[int]:
+    """Render each (row, decoded frame) of ``stream`` into ``writer``'s files; ``expected`` of them must come."""
     keeps_alpha = writer.pattern.extension not in (".jpg", ".jpeg")
     if inp.info.has_alpha and inp.foreground is None and not keeps_alpha:
         log.warning("%s: JPEG has no alpha channel; the clip's alpha is not written (use .png, .tif or .exr)", pattern)
-    written = 0
+    written: list[int] = []
     for row, (frame, _pts, image, mask, alpha) in stream:
         args, stats = row.applied()
         pixels = render_frame(image, mask, args, stats, device, mix, method, exact=exact, color=color)
         writer.write(frame, pixels, alpha=alpha if keeps_alpha else None)
-        written += 1
+        written.append(frame)
         if on_frame is not None:
             on_frame(1)
-    if written != len(inp.frames):
+    if len(written) != expected:
         raise InputError(
-            f"{inp.clip}: decoded {written} of the {len(inp.frames)} frames to render; the clip may be damaged"
+            f"{inp.clip}: decoded {len(written)} of the {expected} frames to render; the clip may be damaged"
         )
     return written
 
@@ -490,25 +494,9 @@ def render_sequence(
     span = dataclasses.replace(inp, frames=range(todo[0], todo[-1] + 1))
     method = track.method
     device = resolve_device(config.device)
-    written: list[int] = []
-    keeps_alpha = writer.pattern.extension not in (".jpg", ".jpeg")
-    if inp.info.has_alpha and inp.foreground is None and not keeps_alpha:
-        log.warning("%s: JPEG has no alpha channel; the clip's alpha is not written (use .png, .tif or .exr)", pattern)
-    for frame, _pts, image, mask, alpha in prefetch(iter_frames_masks_alpha(span, config.decoder), maxsize=4):
-        row = rows.get(frame)
-        if row is None:
-            continue
-        args, stats = row.applied()
-        pixels = render_frame(image, mask, args, stats, device, mix, method, exact=exact, color=color)
-        writer.write(frame, pixels, alpha=alpha if keeps_alpha else None)
-        written.append(frame)
-        if on_frame is not None:
-            on_frame(1)
-    if len(written) != len(todo):
-        raise InputError(
-            f"{inp.clip}: decoded {len(written)} of the {len(todo)} frames to render; the clip may be damaged"
-        )
-    return written
+    decoded = prefetch(iter_frames_masks_alpha(span, config.decoder), maxsize=4)
+    stream = ((rows[item[0]], item) for item in decoded if item[0] in rows)
+    return _write_sequence(inp, stream, writer, pattern, len(todo), device, method, color, on_frame, mix, exact)
 
 
 def render_output(
