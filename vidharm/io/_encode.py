@@ -556,6 +556,9 @@ class VideoWriter:
         stream.time_base = self.time_base
         cc = stream.codec_context
         cc.time_base = self.time_base
+        # As the ffmpeg command line: frame and slice threads, as many as the encoder wants. PyAV's default
+        # (slices only) makes libx264 encode in sliced threads, about 1.5 times slower on 2 cores.
+        cc.thread_type, cc.thread_count = "AUTO", 0
         if like.sample_aspect_ratio != 1:
             cc.sample_aspect_ratio = Fraction(like.sample_aspect_ratio)
             if container_format not in ("mov", "mp4") and encoder.name not in _SAR_IN_BITSTREAM:
