@@ -44,6 +44,7 @@ from vidharm.filters._modules import (
     AdjustTemperature,
     ApplyFilters,
 )
+from vidharm.filters._yuv import YUV_MATRICES, apply_filter_luts_yuv420, yuv_matrix
 from vidharm.filters.transfer import (
     DEFAULT_GRID,
     DEFAULT_LOCAL_RIDGE,
@@ -77,6 +78,9 @@ __all__ = [
     "build_filter_luts",
     "apply_filter_luts",
     "lut_backend",
+    "YUV_MATRICES",
+    "apply_filter_luts_yuv420",
+    "yuv_matrix",
     "AdjustTemperature",
     "AdjustBrightness",
     "AdjustContrast",
