@@ -129,7 +129,7 @@ def test_analyze_stream_gives_each_row_within_a_stride_with_its_frame(clip_with_
     rows, lags = [], []
     net = load_model(config, torch.device("cpu"))
     for row, item in analyze_stream(inp, config, net, items, carry=True, on_frame=measured.append):
-        frame, _pts, image, mask, _alpha = item
+        frame, _pts, image, mask, _alpha, _planes = item
         assert frame == row.frame and image.shape == (48, 64, 3) and mask.shape == (48, 64)
         lags.append(len(measured) - row.frame)
         rows.append(row)

@@ -136,12 +136,12 @@ def test_frame_iterators_agree_and_only_the_variant_carries_alpha(argb: tuple[Pa
     plain = list(iter_frames_and_masks(inp))
     carried = list(iter_frames_masks_alpha(inp))
     assert [p[0] for p in plain] == [c[0] for c in carried] == list(range(FRAMES))
-    for (_, _, image, mask), (_, _, image2, mask2, alpha) in zip(plain, carried, strict=True):
+    for (_, _, image, mask), (_, _, image2, mask2, alpha, _) in zip(plain, carried, strict=True):
         np.testing.assert_array_equal(image, image2)
         np.testing.assert_array_equal(mask, mask2)
         assert alpha is not None and alpha.dtype == image.dtype and alpha.shape == mask.shape
     own = list(iter_frames_masks_alpha(open_clip(clip, mask_from_alpha=True)))
-    for _, _, _, mask, alpha in own:  # the mask is this alpha, normalised
+    for _, _, _, mask, alpha, _ in own:  # the mask is this alpha, normalised
         np.testing.assert_allclose(mask, alpha.astype(np.float32) / 255, atol=1e-6)
 
 

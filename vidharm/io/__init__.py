@@ -12,7 +12,7 @@ from __future__ import annotations
 from vidharm.io._atomic import atomic_path
 from vidharm.io._color import ColorTags
 from vidharm.io._concat import concat_videos
-from vidharm.io._decode import count_frames, probe_video, read_frames
+from vidharm.io._decode import PLANE_FORMATS, count_frames, probe_video, read_frames
 from vidharm.io._encode import VideoWriter
 from vidharm.io._images import read_image, write_image
 from vidharm.io._ocio import BUILTIN_CONFIG, ColorManagement, open_color_management, resolve_ocio_config
@@ -22,6 +22,7 @@ from vidharm.io._sequence import SequenceWriter, is_sequence_pattern, is_sequenc
 from vidharm.io._types import VideoFrame, VideoInfo
 
 __all__ = [
+    "PLANE_FORMATS",
     "ColorTags",
     "VideoInfo",
     "VideoFrame",

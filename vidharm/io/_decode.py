@@ -296,6 +296,7 @@ def read_frames(
     decoder: str = "pyav",
     alpha: bool = False,
     fps: Fraction | int | float | str | None = None,
+    planes: bool = False,
 ) -> Iterator[VideoFrame]:
     """Decode a clip frame by frame into RGB arrays, streaming (the clip is never held in memory).
 
@@ -317,6 +318,8 @@ def read_frames(
         alpha: also return the alpha channel where the stream has one.
         fps: an image sequence's frame rate (default 24; ``path`` a pattern such as ``shot.%04d.exr``, read through
             OpenImageIO, ``decoder`` ignored: see :mod:`vidharm.io._seqread`); giving one for a video is a UsageError.
+        planes: also keep the decoded frame in ``VideoFrame.planes`` where it is 8-bit 4:2:0 at an even size (PyAV
+            only), so that a render can work in the stream's own YUV.
 
     Yields:
         VideoFrame with ``image`` (H, W, 3) RGB, uint8 in [0, 255] for 8-bit sources and uint16 in
@@ -348,7 +351,7 @@ def read_frames(
     p = check_input_path(path)
     if decoder == "decord":
         return _read_decord(p, start, stop, alpha)
-    return _read_pyav(p, start, stop, alpha)
+    return _read_pyav(p, start, stop, alpha, planes)
 
 
 def _split_alpha(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -358,7 +361,11 @@ def _split_alpha(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return pixels, None
 
 
-def _read_pyav(path: Path, start: int, stop: int | None, alpha: bool) -> Iterator[VideoFrame]:
+# Decoded formats VideoFrame.planes holds: 8-bit 4:2:0, the form H.264/HEVC decoders give and encoders take.
+PLANE_FORMATS = ("yuv420p", "yuvj420p")
+
+
+def _read_pyav(path: Path, start: int, stop: int | None, alpha: bool, planes: bool = False) -> Iterator[VideoFrame]:
     with _open_input(path) as container:
         stream = _video_stream(container, path)
         decoder = _decoder(stream)
@@ -374,7 +381,10 @@ def _read_pyav(path: Path, start: int, stop: int | None, alpha: bool) -> Iterato
                 if index >= start:
                     image, plane = _split_alpha(frame.reformat(format=target, **sws).to_ndarray())
                     time_base = Fraction(frame.time_base or stream.time_base)
-                    yield VideoFrame(index, frame.pts, time_base, image, alpha=plane)
+                    native = None
+                    if planes and frame.format.name in PLANE_FORMATS and frame.width % 2 == frame.height % 2 == 0:
+                        native = frame.to_ndarray()
+                    yield VideoFrame(index, frame.pts, time_base, image, alpha=plane, planes=native)
                 index += 1
                 if stop is not None and index >= stop:
                     return

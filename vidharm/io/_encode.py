@@ -17,7 +17,7 @@ import numpy as np
 from vidharm.errors import InputError, OutputError, UsageError, check_shape
 from vidharm.io._atomic import commit, discard, temp_path_for
 from vidharm.io._color import ColorTags, codes_from_tags, sws_matrix, sws_range
-from vidharm.io._decode import check_input_path
+from vidharm.io._decode import PLANE_FORMATS, check_input_path
 from vidharm.io._types import VideoFrame, VideoInfo
 
 __all__ = ["VideoWriter", "advance_timecode"]
@@ -660,6 +660,45 @@ class VideoWriter:
             layout = "rgb24" if image.dtype == np.uint8 else "rgb48le"
         src = av.VideoFrame.from_ndarray(pixels, format=layout)
         out = src.reformat(format=self.pix_fmt) if self._sws is None else src.reformat(format=self.pix_fmt, **self._sws)
+        self._encode(out, frame.index, pts)
+
+    @property
+    def planes_format(self) -> str | None:
+        """The 8-bit 4:2:0 format :meth:`write_planes` takes, or None where it takes none.
+
+        Frames decoded with ``planes`` (:attr:`VideoFrame.planes`) can skip the RGB round trip when the output
+        is the source's own format, matrix and range without alpha (an H.264 clip re-encoded with libx264).
+        """
+        like = self.like
+        same = self.pix_fmt == like.pix_fmt and self.color == like.color and not self.alpha
+        even = like.width % 2 == like.height % 2 == 0
+        return self.pix_fmt if same and even and self.pix_fmt in PLANE_FORMATS else None
+
+    def write_planes(self, frame: VideoFrame, planes: np.ndarray) -> None:
+        """Encode one frame given as its 8-bit 4:2:0 planes, in the source's matrix and range (no conversion).
+
+        Args:
+            frame: the frame's number and time (its ``image`` is not used).
+            planes: (H * 3 / 2, W) uint8, Y then Cb and Cr, as :attr:`VideoFrame.planes` holds them.
+
+        Raises:
+            UsageError: the writer takes no planes (:attr:`planes_format` is None), or as :meth:`write`.
+            ShapeError: ``planes`` is not the clip's size.
+            OutputError: the encoder or the file failed.
+        """
+        if self._closed:
+            raise UsageError(f"{self.path}: the writer is closed; open a new VideoWriter")
+        fmt = self.planes_format
+        if fmt is None:
+            raise UsageError(f"{self.path}: encodes {self.pix_fmt} with other colour tags; write RGB frames instead")
+        check_shape("planes", planes.shape, (self.like.height * 3 // 2, self.like.width))
+        if planes.dtype != np.uint8:
+            raise UsageError(f"planes must be uint8, got {planes.dtype}")
+        if self.frames is not None and not self.frames[0] <= frame.index <= self.frames[1]:
+            raise UsageError(f"frame {frame.index} is outside the segment frames={self.frames}; write only those")
+        self._encode(av.VideoFrame.from_ndarray(planes, format=fmt), frame.index, self._output_pts(frame))
+
+    def _encode(self, out: Any, index: int, pts: int) -> None:
         for field, code in self._frame_tags.items():
             setattr(out, field, code)
         out.pts, out.time_base = pts, self.time_base
@@ -670,7 +709,7 @@ class VideoWriter:
             self._out.mux(self._video.encode(out))
             self._mux_audio(until_s=start)
         except av.error.FFmpegError as exc:
-            raise OutputError(f"{self.path}: encoding frame {frame.index} failed ({exc}); check disk space") from exc
+            raise OutputError(f"{self.path}: encoding frame {index} failed ({exc}); check disk space") from exc
         self._last_pts = pts
         self._written += 1
 

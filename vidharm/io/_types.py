@@ -84,6 +84,9 @@ class VideoFrame:
             float32 (unbounded, e.g. scene-linear) for float sources such as EXR.
         alpha: (H, W) alpha of the same dtype and scale as ``image`` when it was asked for and the source has
             one (``read_frames(..., alpha=True)``), else None.
+        planes: the decoded 8-bit 4:2:0 frame itself, (H * 3 / 2, W) uint8 as PyAV's ``yuv420p`` arrays hold it
+            (Y, then Cb and Cr), when it was asked for (``read_frames(..., planes=True)``) and the stream is
+            8-bit 4:2:0 at an even size; ``image`` is its RGB conversion. Else None.
 
     Example:
         >>> from fractions import Fraction
@@ -97,3 +100,4 @@ class VideoFrame:
     time_base: Fraction
     image: np.ndarray
     alpha: np.ndarray | None = None
+    planes: np.ndarray | None = None

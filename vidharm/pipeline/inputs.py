@@ -475,9 +475,12 @@ def open_layers(
     )
 
 
-def _read(path: Path, info: VideoInfo, frames: range, decoder: str, alpha: bool = False) -> Iterator[VideoFrame]:
+def _read(
+    path: Path, info: VideoInfo, frames: range, decoder: str, alpha: bool = False, planes: bool = False
+) -> Iterator[VideoFrame]:
     """Decode ``frames`` of a clip or image sequence (a sequence at the rate its info was probed with)."""
-    options: dict[str, Any] = {"fps": info.fps} if is_sequence_source(path) else {"decoder": decoder}
+    sequence = is_sequence_source(path)
+    options: dict[str, Any] = {"fps": info.fps} if sequence else {"decoder": decoder, "planes": planes}
     return read_frames(path, start=frames.start, stop=frames.stop, alpha=alpha, **options)
 
 
@@ -590,14 +593,18 @@ def iter_frames_and_masks(
     foreground's alpha; a clip that is its own mask is decoded once, with its alpha. The clip's alpha channel
     itself is not returned (see :func:`iter_frames_masks_alpha`).
     """
-    for frame, pts, image, mask, _alpha in _iter_frames(inp, decoder, keep_alpha=False):
+    for frame, pts, image, mask, _alpha, _planes in _iter_frames(inp, decoder, keep_alpha=False):
         yield frame, pts, image, mask
 
 
 def iter_frames_masks_alpha(
-    inp: ClipInput, decoder: str = "pyav"
-) -> Iterator[tuple[int, int | None, np.ndarray, np.ndarray, np.ndarray | None]]:
-    """As :func:`iter_frames_and_masks`, plus each frame's own alpha channel, for the output to keep.
+    inp: ClipInput, decoder: str = "pyav", *, planes: bool = False
+) -> Iterator[tuple[int, int | None, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]]:
+    """As :func:`iter_frames_and_masks`, plus each frame's own alpha channel, for the output to keep, and its planes.
+
+    The sixth item is the decoded 8-bit 4:2:0 frame itself (:attr:`~vidharm.io.VideoFrame.planes`) with
+    ``planes=True`` where the clip has one (a video decoded by PyAV, without layers), else None: a render can
+    then work in the clip's own YUV.
 
     The alpha is the one decoded with the frame, at its levels: (H, W) of the frame's dtype and scale (255 or
     65535 opaque, 1.0 for float frames), straight as stored. It is None for a clip without alpha, for layers
@@ -608,21 +615,22 @@ def iter_frames_masks_alpha(
         >>> import tempfile
         >>> from vidharm.io._synth import write_test_clip
         >>> clip = write_test_clip(Path(tempfile.mkdtemp()) / "fg.mov", num_frames=2, codec="qtrle", pix_fmt="argb")
-        >>> frame, pts, image, mask, alpha = next(iter_frames_masks_alpha(open_clip(clip, mask_from_alpha=True)))
-        >>> alpha.dtype == image.dtype, alpha.shape == mask.shape
-        (True, True)
+        >>> inp = open_clip(clip, mask_from_alpha=True)
+        >>> frame, pts, image, mask, alpha, planes = next(iter_frames_masks_alpha(inp, planes=True))
+        >>> alpha.dtype == image.dtype, alpha.shape == mask.shape, planes is None
+        (True, True, True)
     """
-    yield from _iter_frames(inp, decoder, keep_alpha=True)
+    yield from _iter_frames(inp, decoder, keep_alpha=True, planes=planes)
 
 
 def _iter_frames(
-    inp: ClipInput, decoder: str, *, keep_alpha: bool
-) -> Iterator[tuple[int, int | None, np.ndarray, np.ndarray, np.ndarray | None]]:
+    inp: ClipInput, decoder: str, *, keep_alpha: bool, planes: bool = False
+) -> Iterator[tuple[int, int | None, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]]:
     """The one decode loop of both iterators: the clip's alpha is decoded when it is the mask or is kept."""
     if inp.foreground is not None:
         premultiplied = inp.foreground.premultiplied
         for frame, pts, fg, alpha, bg in iter_layers(inp, decoder):
-            yield frame, pts, flatten_layers(fg, alpha, bg, premultiplied=premultiplied), alpha, None
+            yield frame, pts, flatten_layers(fg, alpha, bg, premultiplied=premultiplied), alpha, None, None
         return
     width, height = inp.info.width, inp.info.height
     own = inp.masks if isinstance(inp.masks, ClipAlpha) and inp.masks.path == inp.clip else None
@@ -630,15 +638,15 @@ def _iter_frames(
         log.warning("%s: the decord decoder gives no alpha, so the output is written opaque; use pyav", inp.clip)
         keep_alpha = False
     with_alpha = own is not None or (keep_alpha and inp.info.has_alpha)
-    frames = _read(inp.clip, inp.info, inp.frames, decoder, alpha=with_alpha)
+    frames = _read(inp.clip, inp.info, inp.frames, decoder, alpha=with_alpha, planes=planes and not with_alpha)
     if own is not None:
         for vf in frames:
-            yield vf.index, vf.pts, vf.image, own.mask_of(vf, width, height), vf.alpha if keep_alpha else None
+            yield vf.index, vf.pts, vf.image, own.mask_of(vf, width, height), vf.alpha if keep_alpha else None, None
         return
     masks = inp.masks.iter_masks(inp.frames, width, height)
     # Not strict: a clip that decodes fewer frames than it declares is reported by the caller's count check.
     for vf, mask in zip(frames, masks, strict=False):
-        yield vf.index, vf.pts, vf.image, mask, vf.alpha if keep_alpha else None
+        yield vf.index, vf.pts, vf.image, mask, vf.alpha if keep_alpha else None, vf.planes
 
 
 def alpha_levels(alpha: np.ndarray, like: np.ndarray) -> np.ndarray:

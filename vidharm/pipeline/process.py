@@ -32,7 +32,14 @@ from vidharm.pipeline.inputs import ClipInput, iter_frames_masks_alpha, iter_sta
 from vidharm.pipeline.layers import render_layers
 from vidharm.pipeline.methods import Method, method_for_model
 from vidharm.pipeline.params import FrameParams, ParamsTrack, write_params
-from vidharm.pipeline.render import check_mix, render_frame, render_output, render_stream, track_color_management
+from vidharm.pipeline.render import (
+    check_mix,
+    render_frame,
+    render_output,
+    render_stream,
+    track_color_management,
+    yuv_render,
+)
 from vidharm.pipeline.settings import ProcessConfig, color_management, resolve_device
 from vidharm.pipeline.smooth import CAUSAL_MODES, CausalSmoother, smooth
 
@@ -285,7 +292,8 @@ def _process_one_pass(
     header: dict[str, Any] = {}
 
     def stream() -> Iterator[tuple[FrameParams, Any]]:
-        items = zip(iter_frames_masks_alpha(inp, config.decoder), iter_stats_masks(inp), strict=False)
+        planes = yuv_render(inp, config, early.method, track_color_management(early, config), exact=False) is not None
+        items = zip(iter_frames_masks_alpha(inp, config.decoder, planes=planes), iter_stats_masks(inp), strict=False)
         for row, item in analyze_stream(inp, config, model, items, carry=True):
             smoothed = smoother.push(row)
             rows.append(smoothed)

@@ -33,8 +33,17 @@ import numpy as np
 import torch
 
 from vidharm.errors import InputError, UsageError
-from vidharm.filters import apply_filter_luts, build_filter_luts, carry_excess, composite
+from vidharm.filters import (
+    apply_filter_luts,
+    apply_filter_luts_yuv420,
+    build_filter_luts,
+    carry_excess,
+    composite,
+    lut_backend,
+    yuv_matrix,
+)
 from vidharm.io import (
+    PLANE_FORMATS,
     ColorManagement,
     SequenceWriter,
     VideoFrame,
@@ -54,6 +63,7 @@ __all__ = [
     "render_frame",
     "render_video",
     "render_stream",
+    "yuv_render",
     "check_mix",
     "render_sequence",
     "render_output",
@@ -65,6 +75,8 @@ log = logging.getLogger(__name__)
 
 _FILTERS = Method("filters")
 _QUEUE_FRAMES = 4  # frames each pipeline queue holds: enough to even out per-frame jitter, little memory
+# (frame, pts, image, mask, alpha, planes) as iter_frames_masks_alpha yields them
+_Decoded = tuple[int, int | None, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 
 
 def check_mix(mix: float) -> float:
@@ -312,8 +324,9 @@ def render_video(
     rows = [track.row(f) for f in inp.frames]
     color = track_color_management(track, config)
 
-    def decoded() -> Iterator[tuple[FrameParams, tuple[int, int | None, np.ndarray, np.ndarray, np.ndarray | None]]]:
-        frames = prefetch(iter_frames_masks_alpha(inp, config.decoder), maxsize=_QUEUE_FRAMES)
+    def decoded() -> Iterator[tuple[FrameParams, _Decoded]]:
+        planes = yuv_render(inp, config, track.method, color, exact) is not None
+        frames = prefetch(iter_frames_masks_alpha(inp, config.decoder, planes=planes), maxsize=_QUEUE_FRAMES)
         yield from zip(rows, frames, strict=False)
 
     render_stream(
@@ -321,9 +334,34 @@ def render_video(
     )
 
 
+def yuv_render(
+    inp: ClipInput, config: ProcessConfig, method: Method, color: ColorManagement | None, exact: bool
+) -> tuple[str, bool] | None:
+    """The matrix and full-range flag of a render in the clip's own 8-bit 4:2:0, or None where it renders in RGB.
+
+    The six filters' tables apply in the clip's YUV (:func:`~vidharm.filters.apply_filter_luts_yuv420`: no RGB
+    round trip, the background kept bit for bit) when the clip decodes to 8-bit 4:2:0 at an even size with a
+    matrix the tables know, on the CPU through the compiled kernel, without colour management, and when the
+    output takes the same planes (:attr:`~vidharm.io.VideoWriter.planes_format`: checked by the render).
+    """
+    info = inp.info
+    if color is not None and not color.is_identity:
+        return None
+    if exact or method.kind != "filters" or inp.foreground is not None or info.has_alpha:
+        return None
+    if info.pix_fmt not in PLANE_FORMATS or info.width % 2 or info.height % 2 or is_sequence_pattern(inp.clip):
+        return None
+    if config.decoder != "pyav" or resolve_device(config.device).type != "cpu" or lut_backend() != "numba":
+        return None
+    matrix = yuv_matrix(info.color.matrix)
+    if matrix is None:
+        return None
+    return matrix, info.color.range == "pc" or (info.color.range is None and info.pix_fmt.startswith("yuvj"))
+
+
 def render_stream(
     inp: ClipInput,
-    stream: Iterable[tuple[FrameParams, tuple[int, int | None, np.ndarray, np.ndarray, np.ndarray | None]]],
+    stream: Iterable[tuple[FrameParams, _Decoded]],
     output: Path,
     config: ProcessConfig,
     *,
@@ -343,8 +381,9 @@ def render_stream(
 
     Args:
         inp: the checked clip and masks; ``inp.frames`` are the frames the stream holds, in order.
-        stream: per frame, its row (``applied()`` is rendered) and ``(frame, pts, image, mask, alpha)`` as
-            :func:`~vidharm.pipeline.inputs.iter_frames_masks_alpha` yields it.
+        stream: per frame, its row (``applied()`` is rendered) and ``(frame, pts, image, mask, alpha, planes)`` as
+            :func:`~vidharm.pipeline.inputs.iter_frames_masks_alpha` yields it; where ``planes`` are given and
+            :func:`yuv_render` allows, the frame is rendered and encoded in its own YUV.
         output: the video file (written atomically, with the source's audio for the whole clip), or an
             image-sequence pattern.
         config: device and encoder settings.
@@ -381,17 +420,28 @@ def render_stream(
         # A part of the clip: its timecode starts at the first frame rendered.
         frames=None if whole else (inp.frames[0], inp.frames[-1]),
     ) as writer:
+        yuv = yuv_render(inp, config, method, color, exact) if writer.planes_format is not None else None
 
-        def rendered() -> Iterator[VideoFrame]:
-            for row, (frame, pts, image, mask, alpha) in stream:
+        def rendered() -> Iterator[tuple[VideoFrame, np.ndarray | None]]:
+            for row, (frame, pts, image, mask, alpha, planes) in stream:
                 args, stats = row.applied()
+                if yuv is not None and planes is not None and stats:
+                    weight = mask if mix == 1.0 else np.asarray(mask, dtype=np.float32) * np.float32(mix)
+                    luts = build_filter_luts(args, stats, 8)
+                    size = (inp.info.width, inp.info.height)
+                    out = apply_filter_luts_yuv420(planes, *size, luts, weight, matrix=yuv[0], full_range=yuv[1])
+                    yield VideoFrame(index=frame, pts=pts, time_base=inp.info.time_base, image=image), out
+                    continue
                 pixels = render_frame(image, mask, args, stats, device, mix, method, exact=exact, color=color)
-                yield VideoFrame(index=frame, pts=pts, time_base=inp.info.time_base, image=pixels, alpha=alpha)
+                yield VideoFrame(index=frame, pts=pts, time_base=inp.info.time_base, image=pixels, alpha=alpha), None
 
         written = 0
         # Encoding stays in this thread: x264 runs its own threads, and the writer is not shared.
-        for video_frame in prefetch(rendered(), maxsize=_QUEUE_FRAMES):
-            writer.write(video_frame)
+        for video_frame, planes in prefetch(rendered(), maxsize=_QUEUE_FRAMES):
+            if planes is not None:
+                writer.write_planes(video_frame, planes)
+            else:
+                writer.write(video_frame)
             written += 1
             if on_frame is not None:
                 on_frame(1)
@@ -404,7 +454,7 @@ def render_stream(
 
 def _write_sequence(
     inp: ClipInput,
-    stream: Iterable[tuple[FrameParams, tuple[int, int | None, np.ndarray, np.ndarray, np.ndarray | None]]],
+    stream: Iterable[tuple[FrameParams, _Decoded]],
     writer: SequenceWriter,
     pattern: str | Path,
     expected: int,
@@ -420,7 +470,7 @@ def _write_sequence(
     if inp.info.has_alpha and inp.foreground is None and not keeps_alpha:
         log.warning("%s: JPEG has no alpha channel; the clip's alpha is not written (use .png, .tif or .exr)", pattern)
     written: list[int] = []
-    for row, (frame, _pts, image, mask, alpha) in stream:
+    for row, (frame, _pts, image, mask, alpha, _planes) in stream:
         args, stats = row.applied()
         pixels = render_frame(image, mask, args, stats, device, mix, method, exact=exact, color=color)
         writer.write(frame, pixels, alpha=alpha if keeps_alpha else None)
