@@ -2,8 +2,9 @@
 
 The reference is exact arithmetic on the same decoded planes: each pixel's RGB from its Y and its block's chroma
 (no rounding), the torch filter chain and mask blend in float, and the change taken back through the matrix
-(chroma: the block's mean change), added to the planes. The YUV render must be close to it, closer than the
-RGB round trip (decode to RGB, filter, encode from RGB) is, and exact where the mask is 0.
+(chroma: the block's mean change), added to the planes. The YUV render (which filters the decoder's integer RGB,
+as the RGB render does) must be close to it, closer than the RGB round trip (decode to RGB, filter, encode from
+RGB) is, and exact where the mask is 0.
 """
 
 from __future__ import annotations
@@ -112,15 +113,15 @@ def test_yuv_render_is_close_to_exact_arithmetic_and_closer_than_the_rgb_round_t
     luts = build_filter_luts(ARGS[name], STATS)
     ideal = _ideal(planes, mask, ARGS[name], matrix, full)
 
-    ours = apply_filter_luts_yuv420(planes, width, height, luts, mask, matrix=matrix, full_range=full)
+    ours = apply_filter_luts_yuv420(planes, _decode(planes, matrix, full), luts, mask, matrix=matrix, full_range=full)
     round_trip = _encode(apply_filter_luts(_decode(planes, matrix, full), luts, mask), matrix, full)
 
     luma, chroma = _errors(ours, ideal, mask)
     rt_luma, rt_chroma = _errors(round_trip, ideal, mask)
-    # Measured: luma mean 0.21-0.28, 99th percentile <= 1.1; chroma mean <= 0.03, 99.9th <= 0.8 (the round trip:
-    # luma mean 0.6-1.1, 99th 2-3 levels; chroma mean 0.1-0.5).
-    assert luma.mean() < 0.35 and np.percentile(luma, 99) <= 1.5
-    assert chroma.mean() < 0.05 and np.percentile(chroma, 99.9) <= 1.0
+    # Measured: luma mean 0.33-0.55, 99th percentile <= 1.9; chroma mean <= 0.05, 99.9th <= 1.4. The round trip:
+    # luma mean 0.6-1.1, 99th 2-3 levels; chroma mean 0.1-0.5, 99.9th 2-3.6.
+    assert luma.mean() < 0.65 and np.percentile(luma, 99) <= 2.2
+    assert chroma.mean() < 0.06 and np.percentile(chroma, 99.9) <= 1.6
     assert luma.mean() < rt_luma.mean() and chroma.mean() < rt_chroma.mean()
 
 
@@ -128,9 +129,8 @@ def test_background_is_kept_bit_for_bit_and_zero_arguments_change_nothing() -> N
     rgb, mask = _frame()
     height, width = mask.shape
     planes = _encode(rgb, "bt709", False)
-    out = apply_filter_luts_yuv420(
-        planes, width, height, build_filter_luts(ARGS["strong"], STATS), mask, matrix="bt709"
-    )
+    decoded = _decode(planes, "bt709", False)
+    out = apply_filter_luts_yuv420(planes, decoded, build_filter_luts(ARGS["strong"], STATS), mask, matrix="bt709")
     y, u, v = _split(out, width, height)
     y0, u0, v0 = _split(planes, width, height)
     background = mask <= 0
@@ -139,27 +139,17 @@ def test_background_is_kept_bit_for_bit_and_zero_arguments_change_nothing() -> N
     np.testing.assert_array_equal(u[blocks], u0[blocks])
     np.testing.assert_array_equal(v[blocks], v0[blocks])
     assert (y[~background] != y0[~background]).mean() > 0.5  # the foreground did change
-    # The RGB round trip moves most background pixels by a level or so; the YUV render none.
-    assert (_decode(planes, "bt709", False) != rgb).any()
+    # The RGB round trip moves background pixels by a level or so; the YUV render none.
+    assert (_encode(decoded, "bt709", False)[:height][background] != planes[:height][background]).any()
 
-    identity = apply_filter_luts_yuv420(planes, width, height, build_filter_luts([0] * 6, STATS), mask, matrix="bt709")
+    identity = apply_filter_luts_yuv420(planes, decoded, build_filter_luts([0] * 6, STATS), mask, matrix="bt709")
     assert np.abs(identity.astype(int) - planes.astype(int)).max() <= 1
-    empty = np.zeros_like(mask)
-    same = apply_filter_luts_yuv420(
-        planes, width, height, build_filter_luts(ARGS["mild"], STATS), empty, matrix="bt709"
-    )
+    luts = build_filter_luts(ARGS["mild"], STATS)
+    same = apply_filter_luts_yuv420(planes, decoded, luts, np.zeros_like(mask), matrix="bt709")
     np.testing.assert_array_equal(same, planes)
 
 
-def test_flat_planes_and_matrix_tags() -> None:
-    planes = np.full((6, 4), 128, np.uint8)
-    planes[:4] = 100
-    mask = np.ones((4, 4), np.float32)
-    luts = build_filter_luts(ARGS["mild"], STATS)
-    shaped = apply_filter_luts_yuv420(planes, 4, 4, luts, mask, matrix="bt601")
-    flat = apply_filter_luts_yuv420(planes.reshape(-1), 4, 4, luts, mask, matrix="bt601")
-    assert flat.shape == (24,)
-    np.testing.assert_array_equal(flat, shaped.reshape(-1))
+def test_matrix_tags() -> None:
     assert [yuv_matrix(t) for t in (None, "bt709", "smpte170m", "bt470bg", "bt2020nc", "fcc")] == [
         "bt601",
         "bt709",
@@ -172,17 +162,22 @@ def test_flat_planes_and_matrix_tags() -> None:
 
 def test_bad_input_is_refused() -> None:
     planes = np.zeros((6, 4), np.uint8)
+    image = np.zeros((4, 4, 3), np.uint8)
     mask = np.ones((4, 4), np.float32)
     luts = build_filter_luts(ARGS["mild"], STATS)
     with pytest.raises(ShapeError, match="even"):
-        apply_filter_luts_yuv420(np.zeros(15, np.uint8), 5, 2, luts, np.ones((2, 5), np.float32), matrix="bt709")
-    with pytest.raises(ShapeError, match="yuv420p"):
-        apply_filter_luts_yuv420(planes[:5], 4, 4, luts, mask, matrix="bt709")
-    with pytest.raises(ShapeError, match="yuv420p"):
-        apply_filter_luts_yuv420(planes.astype(np.uint16), 4, 4, luts, mask, matrix="bt709")
+        apply_filter_luts_yuv420(
+            np.zeros((3, 5), np.uint8), np.zeros((2, 5, 3), np.uint8), luts, mask[:2, :1].repeat(5, 1), matrix="bt709"
+        )
+    with pytest.raises(ShapeError, match="planes"):
+        apply_filter_luts_yuv420(planes[:5], image, luts, mask, matrix="bt709")
+    with pytest.raises(ShapeError, match="uint8"):
+        apply_filter_luts_yuv420(planes.astype(np.uint16), image, luts, mask, matrix="bt709")
+    with pytest.raises(ShapeError, match="image"):
+        apply_filter_luts_yuv420(planes, image[..., :2], luts, mask, matrix="bt709")
     with pytest.raises(ShapeError, match="mask"):
-        apply_filter_luts_yuv420(planes, 4, 4, luts, mask[:2], matrix="bt709")
+        apply_filter_luts_yuv420(planes, image, luts, mask[:2], matrix="bt709")
     with pytest.raises(UsageError, match="matrix"):
-        apply_filter_luts_yuv420(planes, 4, 4, luts, mask, matrix="ycgco")
+        apply_filter_luts_yuv420(planes, image, luts, mask, matrix="ycgco")
     with pytest.raises(UsageError, match="8-bit"):
-        apply_filter_luts_yuv420(planes, 4, 4, build_filter_luts(ARGS["mild"], STATS, depth=16), mask, matrix="bt709")
+        apply_filter_luts_yuv420(planes, image, build_filter_luts(ARGS["mild"], STATS, depth=16), mask, matrix="bt709")

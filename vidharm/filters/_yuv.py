@@ -1,19 +1,17 @@
 """The filter tables applied in a clip's own 8-bit 4:2:0 YUV, so that a render needs no RGB round trip.
 
-Decoders give H.264/HEVC frames as 8-bit Y'CbCr 4:2:0 and encoders take them back in the same form; going through
-RGB costs two full-frame conversions and re-rounds every background pixel. Here only the foreground is touched:
+Decoders give H.264/HEVC frames as 8-bit Y'CbCr 4:2:0 and encoders take them back in the same form; encoding
+from RGB costs a full-frame conversion and re-rounds every background pixel. Here only the foreground changes:
 
-1. each pixel under the mask (mask > 0) is converted to integer RGB with the stream's matrix and range, its chroma
-   taken from its 2x2 block (nearest, as the decoders' fast paths do);
-2. the RGB pixels go through :func:`~vidharm.filters.apply_filter_luts` (the same tables, blend and rounding as
-   the RGB render);
-3. only their *change* returns: ``Y' = Y + dY`` per pixel and ``Cb' = Cb + mean(dCb)`` over the block's four
-   pixels, where ``d`` is the matrix applied to the RGB difference. Where the mask is 0 the difference is exactly 0,
-   so background pixels (and chroma blocks without foreground) are the decoded values bit for bit.
+1. the frame's RGB, as the decoder converted it for analysis, goes through
+   :func:`~vidharm.filters.apply_filter_luts` (the same tables, blend and rounding as the RGB render) in the band
+   of rows that has foreground;
+2. only the *change* returns to the planes: ``Y' = Y + dY`` per pixel and ``Cb' = Cb + mean(dCb)`` over each 2x2
+   block, where ``d`` is the matrix applied to the RGB difference. Where the mask is 0 the difference is exactly
+   0, so background pixels (and chroma blocks without foreground) keep their decoded code values bit for bit.
 
-The result agrees with decode-to-RGB, the RGB render and encode-from-RGB to within a couple of levels (both round
-through integers at different places; ``tests/filters/test_yuv.py`` measures it), and is exact on the
-background, where the RGB round trip is not.
+``tests/filters/test_yuv.py`` compares the result with exact arithmetic on the planes and with the RGB round trip
+(decode to RGB, filter, encode from RGB): it is closer to the former than the round trip is.
 """
 
 from __future__ import annotations
@@ -50,24 +48,26 @@ def yuv_matrix(tag: str | None) -> str | None:
     return _TAG_MATRIX.get(tag)
 
 
-def _coefficients(matrix: str, full_range: bool) -> np.ndarray:
-    """``[Kr, Kg, Kb, y_offset, y_scale, c_scale]``: levels ``Y = y_offset + y_scale * luma`` (luma in RGB levels)."""
+def _weights(matrix: str, full_range: bool) -> np.ndarray:
+    """``[Kr, Kg, Kb, y_scale, cb_scale, cr_scale]``: code-value changes ``dY = y_scale * (Kr dR + Kg dG + Kb dB)``,
+    ``dCb = cb_scale * (dB - dluma)``, ``dCr = cr_scale * (dR - dluma)`` for RGB level changes dR, dG, dB."""
     kr, kb = YUV_MATRICES[matrix]
-    if full_range:
-        return np.array([kr, 1 - kr - kb, kb, 0.0, 1.0, 1.0], np.float64)
-    return np.array([kr, 1 - kr - kb, kb, 16.0, 219.0 / 255.0, 224.0 / 255.0], np.float64)
+    ys, cs = (1.0, 1.0) if full_range else (219.0 / 255.0, 224.0 / 255.0)
+    return np.array([kr, 1 - kr - kb, kb, ys, cs / (2 * (1 - kb)), cs / (2 * (1 - kr))], np.float32)
 
 
-def _to_rgb(
-    y: Any, u: Any, v: Any, mask: Any, k: Any, rgb: Any, extents: Any
+def _add_change(
+    y: Any, u: Any, v: Any, mask: Any, before: Any, after: Any, k: Any, row0: int, row1: int, oy: Any, ou: Any, ov: Any
 ) -> None:  # pragma: no cover - compiled by numba
-    """Integer RGB of every 2x2 block row's foreground span (``extents[i]``: luma columns [j0, j1), j1 = 0 if none)."""
-    height, width = y.shape
+    """Add the matrix of ``after - before`` to the planes in each 2x2 block row of [row0, row1) that has foreground.
+
+    Only the span of columns where either row's mask is above 0 is read; the outputs hold the inputs' copy.
+    """
+    width = mask.shape[1]
     kr, kg, kb = k[0], k[1], k[2]
-    y0, ys, cs = k[3], k[4], k[5]
-    cr_r = 2.0 * (1.0 - kr) / cs
-    cb_b = 2.0 * (1.0 - kb) / cs
-    for i in range(height // 2):
+    ys, to_cb, to_cr = k[3], k[4] * np.float32(0.25), k[5] * np.float32(0.25)
+    half = np.float32(0.5)
+    for i in range(row0 // 2, row1 // 2):
         j0 = width
         j1 = 0
         for r in range(2 * i, 2 * i + 2):
@@ -81,110 +81,85 @@ def _to_rgb(
                     b -= 1
                 j0 = min(j0, a)
                 j1 = max(j1, b)
-        if j1 == 0:
-            extents[i, 0] = 0
-            extents[i, 1] = 0
-            continue
-        j0 -= j0 % 2
-        j1 += j1 % 2
-        extents[i, 0] = j0
-        extents[i, 1] = j1
-        for r in range(2 * i, 2 * i + 2):
-            for j in range(j0, j1):
-                luma = (y[r, j] - y0) / ys
-                cb = u[i, j // 2] - 128.0
-                cr = v[i, j // 2] - 128.0
-                red = luma + cr_r * cr
-                blue = luma + cb_b * cb
-                green = (luma - kr * red - kb * blue) / kg
-                rgb[r, j, 0] = min(max(int(red + 0.5), 0), 255)
-                rgb[r, j, 1] = min(max(int(green + 0.5), 0), 255)
-                rgb[r, j, 2] = min(max(int(blue + 0.5), 0), 255)
-
-
-def _add_change(
-    y: Any, u: Any, v: Any, before: Any, after: Any, k: Any, extents: Any, oy: Any, ou: Any, ov: Any
-) -> None:  # pragma: no cover - compiled by numba
-    """Add the matrix of ``after - before`` to the foreground spans of the planes (outputs hold the inputs' copy)."""
-    kr, kg, kb = k[0], k[1], k[2]
-    ys, cs = k[4], k[5]
-    to_cb = cs / (2.0 * (1.0 - kb))
-    to_cr = cs / (2.0 * (1.0 - kr))
-    for i in range(extents.shape[0]):
-        j0 = extents[i, 0]
-        j1 = extents[i, 1]
-        for jc in range(j0 // 2, j1 // 2):
-            dcb = 0.0
-            dcr = 0.0
+        for jc in range(j0 // 2, (j1 + 1) // 2):
+            dcb = np.float32(0.0)
+            dcr = np.float32(0.0)
             for r in range(2 * i, 2 * i + 2):
+                was = before[r]
+                now = after[r]
                 for j in range(2 * jc, 2 * jc + 2):
-                    dr = np.float64(after[r, j, 0]) - np.float64(before[r, j, 0])
-                    dg = np.float64(after[r, j, 1]) - np.float64(before[r, j, 1])
-                    db = np.float64(after[r, j, 2]) - np.float64(before[r, j, 2])
+                    dr = np.float32(np.int32(now[j, 0]) - np.int32(was[j, 0]))
+                    dg = np.float32(np.int32(now[j, 1]) - np.int32(was[j, 1]))
+                    db = np.float32(np.int32(now[j, 2]) - np.int32(was[j, 2]))
                     dl = kr * dr + kg * dg + kb * db
                     if dr != 0.0 or dg != 0.0 or db != 0.0:
-                        oy[r, j] = min(max(int(np.floor(y[r, j] + ys * dl + 0.5)), 0), 255)
+                        oy[r, j] = min(max(np.int32(np.floor(np.float32(y[r, j]) + ys * dl + half)), 0), 255)
                     dcb += db - dl
                     dcr += dr - dl
             if dcb != 0.0 or dcr != 0.0:
-                ou[i, jc] = min(max(int(np.floor(u[i, jc] + to_cb * dcb * 0.25 + 0.5)), 0), 255)
-                ov[i, jc] = min(max(int(np.floor(v[i, jc] + to_cr * dcr * 0.25 + 0.5)), 0), 255)
+                ou[i, jc] = min(max(np.int32(np.floor(np.float32(u[i, jc]) + to_cb * dcb + half)), 0), 255)
+                ov[i, jc] = min(max(np.int32(np.floor(np.float32(v[i, jc]) + to_cr * dcr + half)), 0), 255)
 
 
 _lock = threading.Lock()
-_kernels: list[tuple[Callable[..., None], Callable[..., None]]] = []
+_kernels: list[Callable[..., None]] = []
 
 
-def _compiled() -> tuple[Callable[..., None], Callable[..., None]]:
+def _compiled() -> Callable[..., None]:
     with _lock:
         if not _kernels:
             import numba
 
-            jit = numba.njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)
-            _kernels.append((jit(_to_rgb), jit(_add_change)))
+            _kernels.append(numba.njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)(_add_change))
         return _kernels[0]
 
 
 def apply_filter_luts_yuv420(
     planes: np.ndarray,
-    width: int,
-    height: int,
+    image: np.ndarray,
     luts: FilterLuts,
     mask: np.ndarray,
     *,
     matrix: str,
     full_range: bool = False,
 ) -> np.ndarray:
-    """Apply one frame's 8-bit tables to an 8-bit 4:2:0 frame in place of its RGB, blended with ``mask``.
+    """Apply one frame's 8-bit tables to an 8-bit 4:2:0 frame, blended with ``mask``, and return new planes.
+
+    ``image`` is the frame's RGB as the decoder converted it (the pixels analysis measured): the tables filter it
+    where the mask is above 0 (:func:`~vidharm.filters.apply_filter_luts`) and only the change goes back into the
+    planes, through ``matrix``, so that pixels whose RGB did not change keep their code values exactly.
 
     Args:
-        planes: the frame as PyAV's ``yuv420p`` arrays hold it: Y (height x width), then Cb and Cr (each
-            height/2 x width/2), uint8, flat or shaped (height * 3 / 2, width).
-        width: even frame width.
-        height: even frame height.
+        planes: the frame as PyAV's ``yuv420p`` arrays hold it: (H * 3 / 2, W) uint8, Y (H x W), then Cb and Cr
+            (each H/2 x W/2).
+        image: (H, W, 3) uint8 RGB of ``planes``.
         luts: the frame's tables (:func:`~vidharm.filters.build_filter_luts` with depth 8).
-        mask: (height, width) float alpha in [0, 1] (values outside are clipped).
-        matrix: a :data:`YUV_MATRICES` key (see :func:`yuv_matrix`).
+        mask: (H, W) float alpha in [0, 1] (values outside are clipped).
+        matrix: a :data:`YUV_MATRICES` key (see :func:`yuv_matrix`): the planes' matrix.
         full_range: levels 0-255 (``yuvj420p``, range ``pc``) instead of 16-235 / 16-240.
 
     Returns:
-        A new array of ``planes``' shape and dtype; where the mask is 0 it equals ``planes`` (chroma: where the
-        whole 2x2 block's mask is 0).
+        (H * 3 / 2, W) uint8, new; where the mask is 0 it equals ``planes`` (chroma: where the whole 2x2 block's
+        mask is 0).
 
     Raises:
-        ShapeError: odd sizes, or ``planes``/``mask`` not matching them.
+        ShapeError: odd sizes, or ``planes``/``mask`` not matching ``image``.
         UsageError: tables not 8-bit, an unknown matrix, or numba missing (the RGB render is the fallback).
 
     Example:
         >>> from vidharm.filters import build_filter_luts
-        >>> planes = np.full((6, 4), 128, np.uint8); planes[:4] = 100  # a 4x4 grey frame
+        >>> planes = np.full((6, 4), 128, np.uint8); planes[:4] = 100  # a 4x4 grey frame, limited range
+        >>> image = np.full((4, 4, 3), 98, np.uint8)  # its RGB
         >>> mask = np.zeros((4, 4), np.float32); mask[:2, :2] = 1
-        >>> out = apply_filter_luts_yuv420(planes, 4, 4, build_filter_luts([0, 0.3, 0, 0, 0, 0], [0.5] * 4),
+        >>> out = apply_filter_luts_yuv420(planes, image, build_filter_luts([0, 0.3, 0, 0, 0, 0], [0.5] * 4),
         ...                                mask, matrix="bt709")
         >>> out[:4].tolist()
         [[136, 136, 100, 100], [136, 136, 100, 100], [100, 100, 100, 100], [100, 100, 100, 100]]
     """
-    if width % 2 or height % 2 or width < 2 or height < 2:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ShapeError(f"image: expected (H, W, 3) uint8 RGB, got {getattr(image, 'shape', type(image))}")
+    height, width = image.shape[:2]
+    if width % 2 or height % 2:
         raise ShapeError(f"the 4:2:0 render needs even frame sizes, got {width}x{height}; use the RGB render")
     if luts.depth != 8:
         raise UsageError(f"the 4:2:0 render takes 8-bit tables, got {luts.depth}-bit ones")
@@ -192,35 +167,49 @@ def apply_filter_luts_yuv420(
         raise UsageError(f"matrix: expected one of {sorted(YUV_MATRICES)}, got {matrix!r}")
     if lut_backend() != "numba":
         raise UsageError("the 4:2:0 render needs numba; use the RGB render")
-    if planes.dtype != np.uint8 or planes.size != width * height * 3 // 2:
-        raise ShapeError(
-            f"planes: expected {width * height * 3 // 2} uint8 values (yuv420p at {width}x{height}), "
-            f"got {planes.size} {planes.dtype}"
-        )
+    check_shape("planes", planes.shape, (height * 3 // 2, width))
+    if planes.dtype != np.uint8:
+        raise ShapeError(f"planes: expected uint8 yuv420p values, got {planes.dtype}")
     check_shape("mask", np.shape(mask), (height, width))
-    to_rgb, add_change = _compiled()
-    flat = np.ascontiguousarray(planes).reshape(-1)
-    out = flat.copy()
-    area, quarter = width * height, width * height // 4
-    views = [a.reshape(-1) for a in (flat, out)]
-    y, u, v = (views[0][s].reshape(shape) for s, shape in _layout(area, quarter, width, height))
-    oy, ou, ov = (views[1][s].reshape(shape) for s, shape in _layout(area, quarter, width, height))
+    add_change = _compiled()
+    source = np.ascontiguousarray(planes)
+    out = source.copy()
+    y, u, v = _views(source, width, height)
+    oy, ou, ov = _views(out, width, height)
     alpha = np.ascontiguousarray(mask, dtype=np.float32)
-    k = _coefficients(matrix, full_range)
-    rgb = np.empty((height, width, 3), np.uint8)
-    extents = np.zeros((height // 2, 2), np.int64)
-    to_rgb(y, u, v, alpha, k, rgb, extents)
-    if not extents[:, 1].any():
-        return out.reshape(planes.shape)
-    filtered = apply_filter_luts(rgb, luts, alpha)
-    add_change(y, u, v, rgb, filtered, k, extents, oy, ou, ov)
-    return out.reshape(planes.shape)
+    rows = np.flatnonzero((alpha > 0).any(axis=1))
+    if rows.size:
+        # Only the rows with foreground go through the tables (a band of whole rows is contiguous); a band
+        # starts and ends on a 2x2 block boundary.
+        band = slice(int(rows[0]) & ~1, (int(rows[-1]) | 1) + 1)
+        before = np.ascontiguousarray(image[band])
+        after = _buffer(before.shape)
+        apply_filter_luts(before, luts, alpha[band], out=after)
+        weights = _weights(matrix, full_range)
+        add_change(y[band], u[band.start // 2 :], v[band.start // 2 :], alpha[band], before, after, weights, 0,
+                   band.stop - band.start, oy[band], ou[band.start // 2 :], ov[band.start // 2 :])  # fmt: skip
+    return out
 
 
-def _layout(area: int, quarter: int, width: int, height: int) -> list[tuple[slice, tuple[int, int]]]:
+_local = threading.local()
+
+
+def _buffer(shape: tuple[int, ...]) -> np.ndarray:
+    """A uint8 work array kept per thread (a fresh 1080p frame would page-fault 6 MB in every time)."""
+    held = getattr(_local, "buffer", None)
+    if held is None or held.size < int(np.prod(shape)):
+        held = np.empty(int(np.prod(shape)), np.uint8)
+        _local.buffer = held
+    return held[: int(np.prod(shape))].reshape(shape)
+
+
+def _views(planes: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Y (H, W), Cb and Cr (H/2, W/2) views of contiguous yuv420p values."""
+    flat = planes.reshape(-1)
+    area, quarter = width * height, width * height // 4
     half = (height // 2, width // 2)
-    return [
-        (slice(0, area), (height, width)),
-        (slice(area, area + quarter), half),
-        (slice(area + quarter, area + 2 * quarter), half),
-    ]
+    return (
+        flat[:area].reshape(height, width),
+        flat[area : area + quarter].reshape(half),
+        flat[area + quarter :].reshape(half),
+    )

@@ -428,8 +428,7 @@ def render_stream(
                 if yuv is not None and planes is not None and stats:
                     weight = mask if mix == 1.0 else np.asarray(mask, dtype=np.float32) * np.float32(mix)
                     luts = build_filter_luts(args, stats, 8)
-                    size = (inp.info.width, inp.info.height)
-                    out = apply_filter_luts_yuv420(planes, *size, luts, weight, matrix=yuv[0], full_range=yuv[1])
+                    out = apply_filter_luts_yuv420(planes, image, luts, weight, matrix=yuv[0], full_range=yuv[1])
                     yield VideoFrame(index=frame, pts=pts, time_base=inp.info.time_base, image=image), out
                     continue
                 pixels = render_frame(image, mask, args, stats, device, mix, method, exact=exact, color=color)
