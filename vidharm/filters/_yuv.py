@@ -67,6 +67,8 @@ def _add_change(
     kr, kg, kb = k[0], k[1], k[2]
     ys, to_cb, to_cr = k[3], k[4] * np.float32(0.25), k[5] * np.float32(0.25)
     half = np.float32(0.5)
+    dcb = np.zeros((2, width), np.float32)
+    dcr = np.zeros((2, width), np.float32)
     for i in range(row0 // 2, row1 // 2):
         j0 = width
         j1 = 0
@@ -81,24 +83,34 @@ def _add_change(
                     b -= 1
                 j0 = min(j0, a)
                 j1 = max(j1, b)
-        for jc in range(j0 // 2, (j1 + 1) // 2):
-            dcb = np.float32(0.0)
-            dcr = np.float32(0.0)
-            for r in range(2 * i, 2 * i + 2):
-                was = before[r]
-                now = after[r]
-                for j in range(2 * jc, 2 * jc + 2):
-                    dr = np.float32(np.int32(now[j, 0]) - np.int32(was[j, 0]))
-                    dg = np.float32(np.int32(now[j, 1]) - np.int32(was[j, 1]))
-                    db = np.float32(np.int32(now[j, 2]) - np.int32(was[j, 2]))
-                    dl = kr * dr + kg * dg + kb * db
-                    if dr != 0.0 or dg != 0.0 or db != 0.0:
-                        oy[r, j] = min(max(np.int32(np.floor(np.float32(y[r, j]) + ys * dl + half)), 0), 255)
-                    dcb += db - dl
-                    dcr += dr - dl
-            if dcb != 0.0 or dcr != 0.0:
-                ou[i, jc] = min(max(np.int32(np.floor(np.float32(u[i, jc]) + to_cb * dcb + half)), 0), 255)
-                ov[i, jc] = min(max(np.int32(np.floor(np.float32(v[i, jc]) + to_cr * dcr + half)), 0), 255)
+        if j1 == 0:
+            continue
+        j0 -= j0 % 2
+        j1 += j1 % 2
+        # Branch-free loops (numba vectorises them): an unchanged pixel has dl == 0, so floor(y + 0.5) == y.
+        for q in range(2):
+            r = 2 * i + q
+            was = before[r]
+            now = after[r]
+            src = y[r]
+            dst = oy[r]
+            for j in range(j0, j1):
+                dr = np.float32(np.int32(now[j, 0]) - np.int32(was[j, 0]))
+                dg = np.float32(np.int32(now[j, 1]) - np.int32(was[j, 1]))
+                db = np.float32(np.int32(now[j, 2]) - np.int32(was[j, 2]))
+                dl = kr * dr + kg * dg + kb * db
+                dst[j] = min(max(np.int32(np.floor(np.float32(src[j]) + ys * dl + half)), 0), 255)
+                dcb[q, j] = db - dl
+                dcr[q, j] = dr - dl
+        cu = u[i]
+        cv = v[i]
+        ocu = ou[i]
+        ocv = ov[i]
+        for c in range(j0 // 2, j1 // 2):
+            sb = (dcb[0, 2 * c] + dcb[0, 2 * c + 1]) + (dcb[1, 2 * c] + dcb[1, 2 * c + 1])
+            sr = (dcr[0, 2 * c] + dcr[0, 2 * c + 1]) + (dcr[1, 2 * c] + dcr[1, 2 * c + 1])
+            ocu[c] = min(max(np.int32(np.floor(np.float32(cu[c]) + to_cb * sb + half)), 0), 255)
+            ocv[c] = min(max(np.int32(np.floor(np.float32(cv[c]) + to_cr * sr + half)), 0), 255)
 
 
 _lock = threading.Lock()
