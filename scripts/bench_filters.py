@@ -8,7 +8,8 @@ their masks) and a spread of arguments (zeros, the training augmentation ranges,
   soft-edged blend; and the same for 16-bit frames (the 8-bit frames times 257 plus noise);
 * time per frame, wall-clock median (and CPU time) of building the tables and applying them, on the whole
   frame (``mask=None``, every pixel filtered) and with the clip's mask (work only where the mask is > 0),
-  with 1 and 2 threads; and, for comparison, the exact torch path (``render_frame(..., exact=True)``:
+  with 1 and 2 threads; the same arguments with saturation 0 (the per-channel direct table); and, for
+  comparison, the exact torch path (``render_frame(..., exact=True)``:
   uint8 -> float32 -> filters -> composite -> uint8).
 
 The machine's load average and the CPU that other processes used while the timings ran are printed with the
@@ -182,8 +183,11 @@ def timings(frames: list[tuple[str, np.ndarray, np.ndarray]], repeats: int) -> l
     out = np.empty_like(image)
     rows = []
 
-    def lut(m: np.ndarray | None, threads: int) -> Callable[[], object]:
-        return lambda: apply_filter_luts(image, build_filter_luts(args, stats), m, threads=threads, out=out)
+    def lut(m: np.ndarray | None, threads: int, chosen: list[float] = args) -> Callable[[], object]:
+        return lambda: apply_filter_luts(image, build_filter_luts(chosen, stats), m, threads=threads, out=out)
+
+    flat = [*args[:3], 0.0, *args[4:]]  # saturation 0: the per-channel direct table, where it is exact
+    direct = "direct table" if build_filter_luts(flat, stats).direct is not None else "no direct table"
 
     area = float((mask > 0).mean())
     cases: list[tuple[str, Callable[[], object]]] = [
@@ -192,6 +196,7 @@ def timings(frames: list[tuple[str, np.ndarray, np.ndarray]], repeats: int) -> l
         ("LUT, whole frame, 2 threads", lut(None, 2)),
         (f"LUT, with mask ({area:.0%} > 0), 1 thread", lut(mask, 1)),
         (f"LUT, with mask ({area:.0%} > 0), 2 threads", lut(mask, 2)),
+        (f"LUT, saturation 0 ({direct}), whole frame, 1 thread", lut(None, 1, flat)),
     ]
     for threads in (1, 2):
         cases.append(
@@ -207,7 +212,7 @@ def timings(frames: list[tuple[str, np.ndarray, np.ndarray]], repeats: int) -> l
         result = timed(fn, repeats if "torch" not in label else max(3, repeats // 3))
         rows.append({"case": label, **result, **meter.stop()})
         print(
-            f"  {label:<40} {result['median_ms']:8.2f} ms (min {result['min_ms']:.2f}, cpu {result['cpu_ms']:.2f})",
+            f"  {label:<56} {result['median_ms']:8.2f} ms (min {result['min_ms']:.2f}, cpu {result['cpu_ms']:.2f})",
             file=sys.stderr,
         )
     return rows

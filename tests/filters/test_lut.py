@@ -22,6 +22,7 @@ from vidharm.filters import (
 )
 
 BACKENDS = ["numba", "numpy"]
+NUMPY_KERNELS = [("numpy", lut_module._render_rows_numpy, lut_module._render_direct_numpy)]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -31,7 +32,7 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         pytest.importorskip("numba")
         assert lut_backend() == "numba"
     else:
-        monkeypatch.setattr(lut_module, "_kernel_cache", [("numpy", lut_module._render_rows_numpy)])
+        monkeypatch.setattr(lut_module, "_kernel_cache", NUMPY_KERNELS)
     yield request.param
 
 
@@ -149,7 +150,7 @@ def test_backends_agree_to_one_level(monkeypatch: pytest.MonkeyPatch) -> None:
     image = _random_image(6)
     luts = build_filter_luts([0.3, -0.1, 0.2, 0.6, -0.3, 0.2], _stats(image, [0.3, -0.1, 0.2, 0.6, -0.3, 0.2]))
     compiled = apply_filter_luts(image, luts)
-    monkeypatch.setattr(lut_module, "_kernel_cache", [("numpy", lut_module._render_rows_numpy)])
+    monkeypatch.setattr(lut_module, "_kernel_cache", NUMPY_KERNELS)
     assert _levels_off(apply_filter_luts(image, luts), compiled).max() <= 1
 
 
@@ -211,3 +212,129 @@ def test_errors() -> None:
         apply_filter_luts(image, luts, threads=0)
     with pytest.raises(UsageError, match="overlap"):
         apply_filter_luts(image, luts, out=image)
+
+
+@pytest.mark.parametrize("width", [1, 7, 13, 256, 300])
+def test_odd_widths_and_mask_spans(width: int, backend: str) -> None:
+    # The compiled kernel gathers in blocks of 8 values and works in chunks of 256 pixels: spans of every
+    # length (tails shorter than a block, chunks ending mid-row) must render as the reference does.
+    image = _random_image(8, (9, width))
+    args = [0.2, -0.3, 0.4, 0.5, 0.3, 0.35]
+    stats = _stats(image, args)
+    rng = np.random.default_rng(width)
+    mask = rng.uniform(0, 1, image.shape[:2]).astype(np.float32)
+    mask[rng.uniform(size=mask.shape) < 0.3] = 0.0
+    mask[0] = 0.0
+    mask[1, : width // 2] = 0.0
+    mask[2, width // 3 :] = 0.0
+    luts = build_filter_luts(args, stats)
+    for m in (None, mask):
+        got = apply_filter_luts(image, luts, m)
+        assert _levels_off(got, _reference(image, args, stats, m)).max() <= 1
+    got = apply_filter_luts(image, luts, mask)
+    np.testing.assert_array_equal(got[mask == 0], image[mask == 0])
+
+
+def test_kernel_on_two_row_buffers() -> None:
+    # Other kernels call the compiled _render_rows on small row buffers: same result as the whole frame.
+    pytest.importorskip("numba")
+    image = _random_image(9, (6, 40))
+    luts = build_filter_luts([0.1, 0.2, -0.1, 0.6, -0.2, 0.3], [0.5] * 4)
+    mask = np.random.default_rng(1).uniform(-0.2, 1, image.shape[:2]).astype(np.float32)
+    whole = apply_filter_luts(image, luts, mask)
+    _, kernel = lut_module._kernel()
+    powers = np.array(luts.tone_powers, np.float64)
+    for row in range(0, 6, 2):
+        part = np.ascontiguousarray(image[row : row + 2])
+        out = np.zeros_like(part)
+        tables = (luts.channel, luts.saturation, luts.tone, luts.exact_below, luts.exact_from)
+        kernel(part, np.ascontiguousarray(mask[row : row + 2]), True, *tables, powers, float(luts.peak), out, 0, 2)
+        np.testing.assert_array_equal(out, whole[row : row + 2])
+
+
+@pytest.mark.slow
+def test_scalar_gather_fallback_renders_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Where llvmlite cannot build the vector gathers the kernels are compiled with scalar ones: same output.
+    numba = pytest.importorskip("numba")
+    image = _random_image(10, (30, 77))
+    mask = np.random.default_rng(2).uniform(-0.2, 1, image.shape[:2]).astype(np.float32)
+    steep = build_filter_luts([0.3, 0.2, 0.5, 0.9, -0.95, 0.97], [0.45, 0.5, 0.4, 0.47])
+    flat = build_filter_luts([0.3, 0.2, 0.5, 0.0, 0.2, 0.1], [0.45, 0.5, 0.4, 0.47])
+    assert steep.direct is None and flat.direct is not None
+    vector = [apply_filter_luts(image, luts, mask) for luts in (steep, flat)]
+
+    def unavailable(name: str) -> None:
+        raise RuntimeError(f"no {name} here")
+
+    monkeypatch.setattr(lut_module, "_make_gathers", unavailable)
+    monkeypatch.setattr(lut_module, "_gather_block", lut_module._gather_block)
+    monkeypatch.setattr(lut_module, "_gather_pairs", lut_module._gather_pairs)
+    scalar = lut_module._compile_kernel(numba)
+    assert lut_module._gather_pairs is not lut_module._gather_pairs_py  # the jitted scalar gather
+    monkeypatch.setattr(lut_module, "_kernel_cache", [("numba", *scalar)])
+    for luts, want in zip((steep, flat), vector, strict=True):
+        np.testing.assert_array_equal(apply_filter_luts(image, luts, mask), want)
+
+
+def _every_level_image(dtype: type = np.uint8) -> np.ndarray:
+    """Each level in each channel, beside companions at 0, mid and peak (the extremes of the lightness)."""
+    peak = int(np.iinfo(dtype).max)
+    levels = np.arange(peak + 1) if peak == 255 else np.unique(np.r_[np.arange(0, peak + 1, 97), 1, 2, peak - 1])
+    others = [(p, q) for p in (0, peak // 2, peak) for q in (0, peak // 2, peak)]
+    pixels = []
+    for channel in range(3):
+        for p, q in others:
+            block = np.empty((levels.size, 3), np.int64)
+            block[:, channel] = levels
+            block[:, (channel + 1) % 3] = p
+            block[:, (channel + 2) % 3] = q
+            pixels.append(block)
+    flat = np.concatenate(pixels)
+    return flat.reshape(-1, 32, 3).astype(dtype) if flat.shape[0] % 32 == 0 else flat[None].astype(dtype)
+
+
+TONE_CASES = [(0.0, 0.0), (0.3, 0.35), (-0.4, 0.4), (0.6, -0.6), (-0.8, 0.8), (-0.95, 0.97), (0.99, -0.99), (-1, 1)]
+
+
+@pytest.mark.parametrize(("highlight", "shadow"), TONE_CASES)
+def test_saturation_zero_direct_table_at_every_level(highlight: float, shadow: float, backend: str) -> None:
+    # Saturation 0 is not quite an identity (a gain of -1e-6 towards the lightness), so a per-channel table is
+    # only built where it is right for every level whatever the other channels hold; checked here at all 256.
+    image = _every_level_image()
+    args = [0.2, -0.3, 0.4, 0.0, highlight, shadow]
+    stats = [0.45, 0.5, 0.4, 0.47]
+    luts = build_filter_luts(args, stats)
+    if abs(highlight) < 0.7 and abs(shadow) < 0.7:
+        assert luts.direct is not None and luts.direct.shape == (3, 256)
+    mask = np.clip(np.random.default_rng(3).uniform(-0.2, 1, image.shape[:2]), 0, 1).astype(np.float32)
+    for m in (None, mask):
+        diff = _levels_off(apply_filter_luts(image, luts, m), _reference(image, args, stats, m))
+        assert diff.max() <= 1
+        assert diff.mean() < 0.01
+    got = apply_filter_luts(image, luts, mask)
+    np.testing.assert_array_equal(got[mask == 0], image[mask == 0])
+
+
+@pytest.mark.parametrize(("highlight", "shadow"), TONE_CASES[:4])
+def test_saturation_zero_direct_table_16bit(highlight: float, shadow: float, backend: str) -> None:
+    image = _every_level_image(np.uint16)
+    args = [-0.1, 0.2, -0.3, 0.0, highlight, shadow]
+    stats = [0.45, 0.5, 0.4, 0.47]
+    luts = build_filter_luts(args, stats, depth=16)
+    assert _levels_off(apply_filter_luts(image, luts), _reference(image, args, stats)).max() <= 1
+
+
+def test_direct_table_only_where_saturation_is_zero() -> None:
+    assert build_filter_luts([0.0, 0.0, 0.0, 1e-3, 0.0, 0.0], [0.5] * 4).direct is None
+    assert build_filter_luts([0.0, 0.0, 0.0, -1.5, 0.0, 0.0], [0.5] * 4).direct is None
+    luts = build_filter_luts([0.1, 0.2, 0.3, 0.0, 0.1, 0.2], [0.5] * 4)
+    assert luts.direct is not None and luts.direct.dtype == np.float32
+    # the table is the tone curve of the channel values, to within its rounding
+    tone = lut_module._tone_curve(
+        torch.from_numpy(luts.channel).view(1, 3, 1, -1),
+        torch.tensor(0.1).view(1, 1, 1, 1),
+        torch.tensor(0.2).view(1, 1, 1, 1),
+    )
+    # (to within the saturation filter's shift of up to 5e-7 towards the lightness)
+    np.testing.assert_allclose(luts.direct, tone[0, :, 0].numpy() * 255, atol=0.01)
+    assert build_filter_luts([0.0, 0.0, 0.0, 0.0, -0.8, 0.8], [0.5] * 4).direct is None  # steep near 0 and 1
