@@ -236,3 +236,23 @@ def test_strict_load_returns_empty_result(tiny_state: dict, caplog: pytest.LogCa
     with caplog.at_level(logging.WARNING):
         assert load_checkpoint(create_model("harmonizer_tiny"), tiny_state) == LoadResult()
     assert caplog.text == ""
+
+
+def test_mapped_load_leaves_no_tie_to_the_file(tmp_path: Path, tiny_state: dict) -> None:
+    # load_checkpoint maps the file; the model must own its weights once it returns.
+    path = tmp_path / "w.pth"
+    torch.save(tiny_state, path)
+    model = create_model("harmonizer_tiny")
+    load_checkpoint(model, path)
+    path.write_bytes(b"")  # truncated after loading: a model still reading the mapping would fault or change
+    _assert_state_equal(model, tiny_state)
+
+
+def test_legacy_format_file_loads(tmp_path: Path, tiny_state: dict) -> None:
+    # Files saved before the zip format cannot be mapped; they are read instead.
+    path = tmp_path / "legacy.pth"
+    torch.save(tiny_state, path, _use_new_zipfile_serialization=False)
+    model = create_model("harmonizer_tiny")
+    assert load_checkpoint(model, path) == LoadResult()
+    _assert_state_equal(model, tiny_state)
+    assert set(load_state_dict_file(path, mmap=True)) == set(tiny_state)

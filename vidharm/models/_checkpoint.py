@@ -35,12 +35,16 @@ class LoadResult:
     mismatched: tuple[str, ...] = ()
 
 
-def load_state_dict_file(path: str | PathLike[str]) -> dict[str, Any]:
+def load_state_dict_file(path: str | PathLike[str], *, mmap: bool = False) -> dict[str, Any]:
     """Read a ``torch.save`` file with ``weights_only=True`` onto the CPU.
 
     Args:
         path: the file, e.g. ``harmonizer.pth`` (plain state_dict) or a training ``.ckpt`` (a dict
             with a ``model`` entry); the per-model checkpoint filter unpacks the latter.
+        mmap: map the tensors' bytes from the file instead of reading them (files in the zip format
+            ``torch.save`` writes since torch 1.6; older files are read). For a dict that is copied into a model
+            and dropped: no second copy of the weights stays in the heap. The file must not change while the
+            dict is alive.
 
     Returns:
         The top-level dict as stored (usually key -> tensor).
@@ -62,7 +66,7 @@ def load_state_dict_file(path: str | PathLike[str]) -> dict[str, Any]:
     if file.is_dir():
         raise CheckpointError(f"checkpoint {file}: is a directory, expected a .pth file; pass the file inside it")
     try:
-        loaded = torch.load(file, map_location="cpu", weights_only=True)
+        loaded = _torch_load(file, mmap)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "Unsupported global" in text:
@@ -85,6 +89,17 @@ def load_state_dict_file(path: str | PathLike[str]) -> dict[str, Any]:
             "save model.state_dict() rather than the model or a list"
         )
     return loaded
+
+
+def _torch_load(file: Path, mmap: bool) -> Any:
+    if mmap:
+        try:
+            return torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "_use_new_zipfile_serialization" not in str(exc):
+                raise
+            # A legacy (pre-zip) file cannot be mapped: read it.
+    return torch.load(file, map_location="cpu", weights_only=True)
 
 
 def _unpickler_detail(text: str) -> str:
@@ -143,7 +158,9 @@ def load_checkpoint(
         raw: Mapping[str, Any] = path_or_state_dict
     else:
         source = f"checkpoint {Path(path_or_state_dict)}"
-        raw = load_state_dict_file(path_or_state_dict)
+        # Mapped, not read: the weights are copied into the model below and the dict dropped, so the file's
+        # pages leave with it instead of a heap copy of the weights (about 15 MB for the harmonizer) staying.
+        raw = load_state_dict_file(path_or_state_dict, mmap=True)
     state = dict(filter_fn(raw)) if filter_fn is not None else dict(raw)
     for key, value in state.items():
         if not isinstance(value, Tensor):
