@@ -136,3 +136,46 @@ def test_analyze_stream_gives_each_row_within_a_stride_with_its_frame(clip_with_
     assert [r.frame for r in rows] == list(range(19))
     assert max(lags) <= stride
     assert rows == analyze(inp, config).frames
+
+
+# --- frames held for the one-pass render: masks packed to their 8-bit levels, given back bit for bit ----------
+
+
+def test_mask_packer_packs_only_what_comes_back_bit_for_bit() -> None:
+    from vidharm.pipeline.analyze import _Levels, _MaskPacker
+
+    levels = np.random.default_rng(2).integers(0, 256, size=(1080, 1920), dtype=np.uint8)
+    mask = levels.astype(np.float32) / np.float32(255)  # as the mask sources divide
+    packer = _MaskPacker()
+    item = (3, 1536, np.zeros((1080, 1920, 3), np.uint8), mask, None)
+    packed = packer.pack(item)
+    assert isinstance(packed[3], _Levels) and packed[3].levels.nbytes == mask.nbytes // 4
+    assert packed[:3] == item[:3] and packed[4:] == item[4:]
+    back = packer.unpack(packed)[3]
+    assert back.dtype == np.float32 and np.array_equal(back.view(np.uint32), mask.view(np.uint32))
+    assert packer.unpack(item) is item
+
+    frozen = mask.copy()
+    frozen.flags.writeable = False  # possibly one array shared by every frame: left alone
+    assert packer.pack((0, 0, None, frozen)) == (0, 0, None, frozen)
+    negative_zero = mask.copy()
+    negative_zero[0, 0] = -0.0  # equal to level 0 as a number, not as bits
+    assert packer.pack((0, 0, None, negative_zero))[3] is negative_zero
+    assert not packer.enabled  # one mask that does not pack: the source's others are not tried
+    assert packer.pack(item)[3] is mask
+
+
+@pytest.mark.parametrize("scale", [255, 65535])
+def test_carried_masks_are_the_sources_bit_for_bit(clip_with_masks, scale: int) -> None:
+    # Frames waiting for the next key frame hold their mask packed; what comes out must be the mask that went in.
+    clip, masks = clip_with_masks(num_frames=11)
+    inp = open_clip(clip, masks)
+    config = ProcessConfig(analyze_stride=4)
+    rng = np.random.default_rng(3)
+    given = [rng.integers(0, scale + 1, size=(48, 64)).astype(np.float32) / np.float32(scale) for _ in range(11)]
+    items = (((*item[:3], m, *item[4:]), None) for item, m in zip(iter_frames_masks_alpha(inp), given, strict=True))
+    net = load_model(config, torch.device("cpu"))
+    out = [item[3] for _row, item in analyze_stream(inp, config, net, items, carry=True)]
+    assert len(out) == 11
+    for got, want in zip(out, given, strict=True):
+        assert got.dtype == np.float32 and np.array_equal(got.view(np.uint32), want.view(np.uint32))

@@ -71,7 +71,9 @@ def to_alpha(image: np.ndarray, name: str = "mask") -> np.ndarray:
         # Mattes are grey (R = G = B), for which luma is exact; this integer conversion is cheap at 1080p.
         image = cv2.cvtColor(image if image.dtype != np.float64 else image.astype(np.float32), cv2.COLOR_RGB2GRAY)
     if image.dtype in (np.uint8, np.uint16):
-        alpha = image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+        # Divided in place: the same float32 quotients, without a second full-frame (8 MB at 1080p) array.
+        alpha = image.astype(np.float32)
+        alpha /= np.float32(np.iinfo(image.dtype).max)
     elif np.issubdtype(image.dtype, np.floating):
         alpha = np.clip(image.astype(np.float32), 0.0, 1.0)
     else:

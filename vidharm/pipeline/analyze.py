@@ -393,6 +393,51 @@ class _Frame:
 
 
 _Small = tuple[np.ndarray, np.ndarray]
+
+# The float32 values an 8-bit mask level becomes (level / 255, as the mask sources divide): a held mask that holds
+# only these is kept as its levels, a quarter of the size (2 MB instead of 8 at 1080p), and looked up again.
+_MASK_LEVELS = np.arange(256, dtype=np.float32) / np.float32(255)
+
+
+@dataclass(frozen=True)
+class _Levels:
+    """A float32 mask held as its 8-bit levels; ``_MASK_LEVELS[levels]`` is the mask, bit for bit."""
+
+    levels: np.ndarray
+
+
+class _MaskPacker:
+    """Packs the masks of carried frames that wait for a key frame as :class:`_Levels`, and unpacks them.
+
+    Packing is exact or not done: a mask is packed only when looking its levels up gives back every bit of it
+    (so 16-bit, resized, -0.0 or NaN masks stay float32). After a mask that does not pack, no other is tried
+    (a source's masks are all alike). Read-only masks may be one array shared by many frames: they stay as
+    they are.
+    """
+
+    def __init__(self) -> None:
+        self.enabled = True
+
+    def pack(self, item: Any) -> Any:
+        """``item`` with its mask (``item[3]``) packed where that is exact; else ``item`` itself."""
+        mask = item[3] if self.enabled and isinstance(item, tuple) and len(item) > 3 else None
+        if not isinstance(mask, np.ndarray) or mask.dtype != np.float32 or mask.ndim != 2 or not mask.flags.writeable:
+            return item
+        # cv2 rounds and saturates in one pass; the lookup below is the check, so its rounding need not be exact.
+        levels = cv2.convertScaleAbs(mask, alpha=255.0)
+        if not np.array_equal(cv2.LUT(levels, _MASK_LEVELS).view(np.int32), mask.view(np.int32)):
+            self.enabled = False
+            return item
+        return (*item[:3], _Levels(levels), *item[4:])
+
+    @staticmethod
+    def unpack(item: Any) -> Any:
+        """``item`` with a packed mask looked up again (float32, a new writeable array)."""
+        if isinstance(item, tuple) and len(item) > 3 and isinstance(item[3], _Levels):
+            return (*item[:3], cv2.LUT(item[3].levels, _MASK_LEVELS), *item[4:])
+        return item
+
+
 # frame, pts, signature, mask area, histogram, network input (key frames), cut before it, previous frame's input
 _Measured = tuple[int, int | None, list[float], float, np.ndarray | None, _Small | None, bool, _Small | None]
 
@@ -433,11 +478,14 @@ def _measurements(
     color: ColorManagement | None,
     keyed: Callable[[int], bool],
     carry: bool,
+    packer: _MaskPacker,
 ) -> Iterator[tuple[_Measured, Any]]:
     """Per frame: the measurements, the network input where the frame is a key frame, and whether a cut precedes it.
 
     The network input (a resize of the full frame) is made only for key frames: those ``keyed`` by their number, and
     both frames around a cut, so the previous frame's is made when the cut shows (its pixels are still held here).
+    With ``carry`` each item comes along; those that are no key frame (so wait for the next one) with their mask
+    packed where that is exact (:class:`_MaskPacker`, unpacked by ``packer.unpack`` when released).
     """
     previous: tuple[list[float], _Small | None, Callable[[], _Small]] | None = None
     for item, stats in items:
@@ -447,7 +495,8 @@ def _measurements(
         )
         small = make() if keyed(frame) or cut else None
         before = previous[2]() if cut and previous is not None and previous[1] is None else None
-        yield (frame, pts, signature, area, hist, small, cut, before), (item if carry else None)
+        held = (item if small is not None else packer.pack(item)) if carry else None
+        yield (frame, pts, signature, area, hist, small, cut, before), held
         previous = (signature, small, make)
 
 
@@ -605,7 +654,8 @@ def analyze_stream(
     def keyed(frame: int) -> bool:
         return stride == 1 or (frame - first) % stride == 0 or frame == last
 
-    measured = _measurements(prefetch(items, depth), size, with_hist, color, keyed, carry)
+    packer = _MaskPacker()
+    measured = _measurements(prefetch(items, depth), size, with_hist, color, keyed, carry, packer)
     with _torch_threads(config.torch_threads):
         net = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         for (frame, pts, signature, area, hist, small, cut, before), item in prefetch(measured, maxsize=depth):
@@ -622,12 +672,12 @@ def analyze_stream(
             # The network runs as soon as it has a batch: rows (and, carried, frames) wait no longer than that.
             if len(queued) >= chunk or (queued and len(pending) >= limit):
                 predict()
-                yield from release()
+                yield from ((row, packer.unpack(item)) for row, item in release())
             if on_frame is not None:
                 on_frame(1)
         if queued:
             predict()
-        yield from release()
+        yield from ((row, packer.unpack(item)) for row, item in release())
 
 
 def analysis_track(inp: ClipInput, config: ProcessConfig, rows: list[FrameParams]) -> ParamsTrack:
