@@ -179,3 +179,53 @@ def test_carried_masks_are_the_sources_bit_for_bit(clip_with_masks, scale: int) 
     assert len(out) == 11
     for got, want in zip(out, given, strict=True):
         assert got.dtype == np.float32 and np.array_equal(got.view(np.uint32), want.view(np.uint32))
+
+
+# --- statistics measured on a regular sample of the frame (issue 8: low-resolution statistics) ---------------
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+@pytest.mark.parametrize(("shape", "step"), [((1080, 1920), 3), ((50, 61), 3), ((9, 7), 2), ((9, 7), 1)])
+def test_subsample_is_every_step_th_pixel(dtype: type, shape: tuple[int, int], step: int) -> None:
+    from vidharm.pipeline.analyze import subsample
+
+    rng = np.random.default_rng(3)
+    for plane in (rng.uniform(0, 200, size=(*shape, 3)).astype(dtype), rng.uniform(0, 1, size=shape).astype(dtype)):
+        got = subsample(plane, step)
+        assert got.flags.c_contiguous and got.dtype == plane.dtype
+        np.testing.assert_array_equal(got, plane[::step, ::step])
+
+
+def test_stats_step_keeps_enough_samples() -> None:
+    from vidharm.pipeline.analyze import STATS_SAMPLES, stats_step
+
+    for height, width in [(1080, 1920), (2160, 3840), (720, 1280), (480, 854), (4320, 7680), (1, 1), (1556, 2048)]:
+        step = stats_step(height, width)
+        assert step >= 1
+        assert -(-height // step) * -(-width // step) >= min(STATS_SAMPLES, height * width)
+        # and not lavish: a step one larger would sample fewer than twice the target
+        assert step == 1 or -(-height // (step + 1)) * -(-width // (step + 1)) < 2 * STATS_SAMPLES
+
+
+def test_sampled_statistics_match_the_full_frame_on_real_frames(shared) -> None:
+    # The filters' statistics from analyze's sample of a 1080p frame against the full frame's: under 0.1 level.
+    from vidharm.pipeline.analyze import _measure
+
+    folder = shared("data", "video", "frames", "breakdance")
+    masks = shared("data", "video", "masks", "breakdance")
+    args = torch.tensor([[0.5, -0.5, 0.3, 0.2, 0.1, 0.1], [-0.7, 0.8, -0.2, 0.0, 0.0, 0.0]], dtype=torch.float64)
+    for name in ("00000", "00033"):
+        image = cv2.resize(
+            cv2.imread(str(folder / f"{name}.jpg"))[..., ::-1], (1920, 1080), interpolation=cv2.INTER_CUBIC
+        )
+        mask = cv2.resize(cv2.imread(str(masks / f"{name}.png"), cv2.IMREAD_GRAYSCALE), (1920, 1080))
+        alpha = mask.astype(np.float32) / 255
+        _, _, signature, area, hist, make = _measure((0, 0, image, alpha), 256, True)
+        full = stats_from_histograms(torch.from_numpy(frame_histogram(image))[None].expand(2, -1, -1), args)
+        sampled = stats_from_histograms(torch.from_numpy(hist)[None].expand(2, -1, -1), args)
+        assert float((full - sampled).abs().max()) * 255 < 0.1
+        assert hist.sum(axis=1).tolist() == [360 * 640] * 3
+        assert area == pytest.approx(float(alpha.mean(dtype=np.float64)), abs=1e-6)
+        assert len(signature) > 0
+        small_image, small_mask = make()  # the network input still comes from the full frame
+        np.testing.assert_array_equal(small_mask, resize_for_model(image, alpha, 256)[1])
