@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from helpers import shared_path
@@ -16,6 +18,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _one_torch_thread() -> None:
     # Decode and encode threads share 2 cores with torch in the tests; one torch thread avoids oversubscription.
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_network_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Networks exported for ONNX Runtime are cached; the tests' go to a folder of their own, not the user's.
+    os.environ["VIDHARM_CACHE_DIR"] = str(tmp_path_factory.mktemp("vidharm-cache"))
 
 
 @pytest.fixture

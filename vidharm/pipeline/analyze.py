@@ -50,7 +50,8 @@ from vidharm.models import create_model, get_model_config
 from vidharm.pipeline.inputs import ClipInput, fingerprint_file, iter_frames_and_masks, iter_stats_masks
 from vidharm.pipeline.methods import method_for_model
 from vidharm.pipeline.params import FrameParams, ParamsTrack, round_args
-from vidharm.pipeline.settings import ProcessConfig, color_management, configure_threads, resolve_device
+from vidharm.pipeline.runtime import onnx_args, runtime_name, uses_onnxruntime
+from vidharm.pipeline.settings import ProcessConfig, color_management, configure_threads, resolve_device, threads_for
 from vidharm.temporal import DEFAULT_CUT_THRESHOLD, background_signature, signature_distance
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
     "measured_pixels",
     "reflect_fill",
     "masked_model_input",
+    "network_runtime",
     "stats_step",
     "subsample",
     "STATS_SAMPLES",
@@ -470,7 +472,7 @@ def subsample(plane: np.ndarray, step: int) -> np.ndarray:
 
     Example:
         >>> subsample(np.arange(36).reshape(6, 6), 3).tolist()
-        [[0, 3], [6, 9]]
+        [[0, 3], [18, 21]]
     """
     if step == 1:
         return plane
@@ -555,6 +557,20 @@ def _measurements(
         previous = (signature, small, make)
 
 
+def _uses_onnx(config: ProcessConfig, model: nn.Module) -> bool:
+    kind = method_for_model(config.model, config.transfer).kind
+    return uses_onnxruntime(config.runtime, config.model, model, kind, resolve_device(config.device))
+
+
+def network_runtime(config: ProcessConfig, model: nn.Module) -> str:
+    """Where analyze runs ``model`` under ``config`` (``torch 2.13.0`` or ``onnxruntime 1.22.0``), for the sidecar.
+
+    Raises:
+        UsageError: ``runtime`` is ``onnxruntime`` where it cannot run (see :mod:`vidharm.pipeline.runtime`).
+    """
+    return runtime_name(_uses_onnx(config, model))
+
+
 @contextmanager
 def _torch_threads(threads: int) -> Iterator[None]:
     before = torch.get_num_threads()
@@ -601,7 +617,7 @@ def analyze(
     net = load_model(config, resolve_device(config.device)) if model is None else model
     items = zip(iter_frames_and_masks(inp, config.decoder), iter_stats_masks(inp), strict=False)
     rows = [row for row, _ in analyze_stream(inp, config, net, items, on_frame=on_frame)]
-    return analysis_track(inp, config, rows)
+    return analysis_track(inp, config, rows, runtime=network_runtime(config, net))
 
 
 def analyze_stream(
@@ -645,6 +661,7 @@ def analyze_stream(
     stride = config.analyze_stride
     first, last = inp.frames.start, inp.frames.stop - 1
     with_hist = bool(method.stats_names)
+    use_onnx = _uses_onnx(config, net)
     # On a CPU larger batches are slower per frame and hold ~40 MB of activations per frame (harmonizer, 256 px).
     # At a stride, one key frame at a time: a row then waits for one key frame, not two, and so does its frame in
     # a one-pass render (k frames held instead of 2k); the network's cost per key frame barely changes.
@@ -653,11 +670,16 @@ def analyze_stream(
     queued: list[_Frame] = []  # key frames waiting for the network, in order
     left: _Frame | None = None  # the last key frame whose row is final
 
+    onnx = onnx_args(net, config.model, size, threads_for(config.torch_threads)) if use_onnx else None
+
     def predict() -> None:
         inputs = [f.small for f in queued if f.small is not None]
         values: list[list[float]] = []
         for at in range(0, len(inputs), chunk):
             part = inputs[at : at + chunk]
+            if onnx is not None:
+                values += onnx(np.stack([i[0] for i in part]), np.stack([i[1] for i in part])).tolist()
+                continue
             # (B, S, S, 3) stacked and permuted is already channels-last memory: no copy before the network.
             images = torch.from_numpy(np.stack([i[0] for i in part])).to(device).permute(0, 3, 1, 2)
             masks = torch.from_numpy(np.stack([i[1] for i in part])).to(device)[:, None]
@@ -735,10 +757,13 @@ def analyze_stream(
         yield from ((row, packer.unpack(item)) for row, item in release())
 
 
-def analysis_track(inp: ClipInput, config: ProcessConfig, rows: list[FrameParams]) -> ParamsTrack:
+def analysis_track(
+    inp: ClipInput, config: ProcessConfig, rows: list[FrameParams], *, runtime: str | None = None
+) -> ParamsTrack:
     """The analysed track of ``inp``: its rows (from :func:`analyze_stream`) under the header :func:`analyze` writes.
 
-    Warns about frames with an empty mask.
+    Warns about frames with an empty mask. ``runtime`` (:func:`network_runtime`) is recorded as the header's
+    ``runtime``.
 
     Raises:
         MaskError: fewer (or more) rows than ``inp.frames`` (the clip or its masks ended early).
@@ -777,6 +802,7 @@ def analysis_track(inp: ClipInput, config: ProcessConfig, rows: list[FrameParams
         "stats_names": list(method.stats_names),
         "smoothing": None,
         "analyze_stride": config.analyze_stride,
+        "runtime": runtime,
         "color": color.describe() if color is not None else None,
     }
     if inp.stats_mask is not None:

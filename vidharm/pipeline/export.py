@@ -57,14 +57,12 @@ import importlib
 import logging
 import math
 import re
-import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
 
 import vidharm
 from vidharm.errors import InputError, OutputError, UsageError
@@ -77,6 +75,7 @@ from vidharm.pipeline.inputs import first_frame_of, is_sequence_source
 from vidharm.pipeline.methods import Method
 from vidharm.pipeline.params import ParamsTrack
 from vidharm.pipeline.render import check_mix, track_color_management
+from vidharm.pipeline.runtime import export_graph
 from vidharm.pipeline.settings import ProcessConfig
 
 __all__ = [
@@ -607,17 +606,6 @@ def export_nuke(
     return out
 
 
-class _ArgsGraph(nn.Module):
-    """What the ONNX graph computes: image (B, 3, S, S) and mask (B, 1, S, S) -> args (B, 6)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, image: Tensor, mask: Tensor) -> Tensor:
-        return self.model(image, mask)
-
-
 def export_onnx(
     config: ProcessConfig,
     path: str | Path,
@@ -649,10 +637,6 @@ def export_onnx(
         OutputError: the export fails, the file cannot be written, or ONNX Runtime disagrees by more than
             ``atol``.
     """
-    try:
-        import onnx  # noqa: F401  (the legacy exporter serialises through it)
-    except ImportError as exc:
-        raise UsageError("export onnx: expected the onnx package; pip install onnx onnxruntime") from exc
     ort: Any = None
     if check:
         try:
@@ -661,11 +645,9 @@ def export_onnx(
             raise UsageError("export onnx: expected onnxruntime to check the export; pip install onnxruntime") from exc
     size = get_model_config(config.model).input_size
     model = load_model(config, torch.device("cpu"))
-    graph = _ArgsGraph(model).eval()
     gen = torch.Generator().manual_seed(0)
-    example = (torch.rand(1, 3, size, size, generator=gen), torch.rand(1, 1, size, size, generator=gen))
     with torch.inference_mode():
-        probe = graph(*example)
+        probe = model(torch.rand(1, 3, size, size, generator=gen), torch.rand(1, 1, size, size, generator=gen))
     if tuple(probe.shape) != (1, NUM_ARGS):
         raise UsageError(
             f"export onnx: model {config.model!r} returns shape {tuple(probe.shape)}, not (B, {NUM_ARGS}) "
@@ -674,29 +656,14 @@ def export_onnx(
     out = Path(path)
     worst: float | None = None
     with atomic_path(out) as tmp:
-        try:
-            with warnings.catch_warnings():
-                # Shape checks run once at trace time (constant sizes); the tracer warns about each of them.
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    graph,
-                    example,
-                    str(tmp),
-                    dynamo=False,
-                    input_names=["image", "mask"],
-                    output_names=["args"],
-                    dynamic_axes={"image": {0: "batch"}, "mask": {0: "batch"}, "args": {0: "batch"}},
-                    opset_version=opset,
-                )
-        except Exception as exc:  # the exporter raises many unrelated types
-            raise OutputError(f"export onnx: exporting {config.model!r} failed ({exc}); try another --opset") from exc
+        export_graph(model, size, tmp, opset=opset)
         if ort is not None:
             image = torch.rand(2, 3, size, size, generator=gen)
             mask = torch.rand(2, 1, size, size, generator=gen)
             session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
             got = session.run(["args"], {"image": image.numpy(), "mask": mask.numpy()})[0]
             with torch.inference_mode():
-                want = graph(image, mask).numpy()
+                want = model(image, mask).numpy()
             worst = float(np.abs(got - want).max())
             if not math.isfinite(worst) or worst > atol:
                 raise OutputError(

@@ -26,6 +26,7 @@ from vidharm.pipeline.analyze import (
     analyze,
     analyze_stream,
     load_model,
+    network_runtime,
     to_model_input,
 )
 from vidharm.pipeline.inputs import ClipInput, iter_frames_masks_alpha, iter_stats_masks, open_clip, open_layers
@@ -299,7 +300,7 @@ def _process_one_pass(
             rows.append(smoothed)
             yield smoothed, item
         # Checks the count (a short clip or mask source raises here, before the output is kept).
-        header.update(analysis_track(inp, config, rows).header)
+        header.update(analysis_track(inp, config, rows, runtime=network_runtime(config, model)).header)
 
     # The network runs in a thread of its own, a frame ahead of the render (every frame queued is full-size).
     render_stream(

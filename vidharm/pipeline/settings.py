@@ -10,9 +10,10 @@ import torch
 from vidharm.errors import UsageError
 from vidharm.io import ColorManagement, open_color_management
 from vidharm.models import resolve_device
+from vidharm.pipeline.runtime import RUNTIMES
 from vidharm.temporal import DEFAULT_HALF_LIFE_S
 
-__all__ = ["ProcessConfig", "SMOOTHING_MODES", "resolve_device", "configure_threads", "color_management"]
+__all__ = ["ProcessConfig", "SMOOTHING_MODES", "resolve_device", "configure_threads", "threads_for", "color_management"]
 
 SMOOTHING_MODES = ("ema", "zero_lag", "off")
 
@@ -39,7 +40,11 @@ class ProcessConfig:
         transfer: how an image model's (HDNet's) 256-px result reaches full resolution: ``local`` (a grid of
             local affine colour transforms), ``affine`` or ``poly2`` (one global colour transform).
         decoder: ``pyav`` or ``decord`` (optional extra).
-        torch_threads: threads for torch; 0 leaves half the cores to decoding and encoding.
+        torch_threads: threads for the network (torch or ONNX Runtime); 0 leaves half the cores to decoding and
+            encoding.
+        runtime: where the argument network runs (:mod:`vidharm.pipeline.runtime`): ``auto`` (ONNX Runtime on the
+            CPU for an argument network when onnxruntime is installed, about 3x faster there; else torch),
+            ``torch`` or ``onnxruntime``.
         colorspace: the frames' colour space in the OCIO config (``ACEScg``, ``ACEScct``, ``srgb_tx`` ...): analysis
             converts frames to the config's sRGB texture space and render applies the filters there and converts
             back (see :mod:`vidharm.pipeline.render`); None: no colour management, frames are code values.
@@ -61,6 +66,7 @@ class ProcessConfig:
     transfer: str = "local"
     decoder: str = "pyav"
     torch_threads: int = 0
+    runtime: str = "auto"
     colorspace: str | None = None
     ocio: str | None = None
 
@@ -79,6 +85,8 @@ class ProcessConfig:
             raise UsageError(f"transfer: expected local, affine or poly2, got {self.transfer!r}")
         if self.decoder not in ("pyav", "decord"):
             raise UsageError(f"decoder: expected pyav or decord, got {self.decoder!r}")
+        if self.runtime not in RUNTIMES:
+            raise UsageError(f"runtime: expected one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
         if self.colorspace is not None and (not isinstance(self.colorspace, str) or not self.colorspace.strip()):
             raise UsageError(f"colorspace: expected a colour space name of the OCIO config, got {self.colorspace!r}")
         if self.ocio is not None and self.colorspace is None:
@@ -88,9 +96,20 @@ class ProcessConfig:
             )
 
 
+def threads_for(threads: int) -> int:
+    """The network's threads for a ``torch_threads`` setting: itself, or half the cores for 0 (decode and encode
+    need the rest).
+
+    Example:
+        >>> threads_for(3)
+        3
+    """
+    return threads if threads > 0 else max(1, (os.cpu_count() or 2) // 2)
+
+
 def configure_threads(threads: int) -> None:
-    """Give torch ``threads`` threads, or half the cores for 0 (decode and encode need the rest)."""
-    torch.set_num_threads(threads if threads > 0 else max(1, (os.cpu_count() or 2) // 2))
+    """Give torch ``threads`` threads, or half the cores for 0 (see :func:`threads_for`)."""
+    torch.set_num_threads(threads_for(threads))
 
 
 def color_management(config: ProcessConfig) -> ColorManagement | None:
