@@ -67,8 +67,8 @@ def _add_change(
     kr, kg, kb = k[0], k[1], k[2]
     ys, to_cb, to_cr = k[3], k[4] * np.float32(0.25), k[5] * np.float32(0.25)
     half = np.float32(0.5)
-    dcb = np.zeros((2, width), np.float32)
-    dcr = np.zeros((2, width), np.float32)
+    dcb = np.zeros(2 * width, np.float32)
+    dcr = np.zeros(2 * width, np.float32)
     for i in range(row0 // 2, row1 // 2):
         j0 = width
         j1 = 0
@@ -87,28 +87,34 @@ def _add_change(
             continue
         j0 -= j0 % 2
         j1 += j1 % 2
-        # Branch-free loops (numba vectorises them): an unchanged pixel has dl == 0, so floor(y + 0.5) == y.
+        n = j1 - j0
+        # Branch-free loops over views that start at 0 (an index numba cannot prove non-negative keeps a loop
+        # scalar; these vectorise, about 3x faster): an unchanged pixel has dl == 0, so floor(y + 0.5) == y.
         for q in range(2):
             r = 2 * i + q
-            was = before[r]
-            now = after[r]
-            src = y[r]
-            dst = oy[r]
-            for j in range(j0, j1):
-                dr = np.float32(np.int32(now[j, 0]) - np.int32(was[j, 0]))
-                dg = np.float32(np.int32(now[j, 1]) - np.int32(was[j, 1]))
-                db = np.float32(np.int32(now[j, 2]) - np.int32(was[j, 2]))
+            was = before[r].reshape(-1)[3 * j0 : 3 * j1]
+            now = after[r].reshape(-1)[3 * j0 : 3 * j1]
+            src = y[r][j0:j1]
+            dst = oy[r][j0:j1]
+            cb = dcb[q * width : q * width + n]
+            cr = dcr[q * width : q * width + n]
+            for j in range(n):
+                dr = np.float32(now[3 * j]) - np.float32(was[3 * j])
+                dg = np.float32(now[3 * j + 1]) - np.float32(was[3 * j + 1])
+                db = np.float32(now[3 * j + 2]) - np.float32(was[3 * j + 2])
                 dl = kr * dr + kg * dg + kb * db
                 dst[j] = min(max(np.int32(np.floor(np.float32(src[j]) + ys * dl + half)), 0), 255)
-                dcb[q, j] = db - dl
-                dcr[q, j] = dr - dl
-        cu = u[i]
-        cv = v[i]
-        ocu = ou[i]
-        ocv = ov[i]
-        for c in range(j0 // 2, j1 // 2):
-            sb = (dcb[0, 2 * c] + dcb[0, 2 * c + 1]) + (dcb[1, 2 * c] + dcb[1, 2 * c + 1])
-            sr = (dcr[0, 2 * c] + dcr[0, 2 * c + 1]) + (dcr[1, 2 * c] + dcr[1, 2 * c + 1])
+                cb[j] = db - dl
+                cr[j] = dr - dl
+        cu = u[i][j0 // 2 : j1 // 2]
+        cv = v[i][j0 // 2 : j1 // 2]
+        ocu = ou[i][j0 // 2 : j1 // 2]
+        ocv = ov[i][j0 // 2 : j1 // 2]
+        b0, b1 = dcb[:n], dcb[width : width + n]
+        r0, r1 = dcr[:n], dcr[width : width + n]
+        for c in range(n // 2):
+            sb = (b0[2 * c] + b0[2 * c + 1]) + (b1[2 * c] + b1[2 * c + 1])
+            sr = (r0[2 * c] + r0[2 * c + 1]) + (r1[2 * c] + r1[2 * c + 1])
             ocu[c] = min(max(np.int32(np.floor(np.float32(cu[c]) + to_cb * sb + half)), 0), 255)
             ocv[c] = min(max(np.int32(np.floor(np.float32(cv[c]) + to_cr * sr + half)), 0), 255)
 
