@@ -59,6 +59,24 @@ def test_join_refuses_chunks_from_another_clip() -> None:
         join_tracks([a, b], ["a.json", "b.json"])
 
 
+def test_join_warns_about_chunks_from_another_runtime(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    a, b = _track(10), _track(10)
+    for row in b.frames:
+        row.frame += 10
+    a.header["runtime"], b.header["runtime"] = "onnxruntime 1.22.0", "torch 2.13.0"
+    with caplog.at_level(logging.WARNING):
+        joined = join_tracks([a, b], ["a.json", "b.json"])
+    assert len(joined.frames) == 20
+    assert "b.json: its network ran in torch 2.13.0, a.json's in onnxruntime 1.22.0" in caplog.text
+    caplog.clear()
+    b.header["runtime"] = a.header["runtime"]
+    with caplog.at_level(logging.WARNING):
+        join_tracks([a, b])
+    assert caplog.text == ""
+
+
 def test_join_names_gaps_and_overlaps_of_a_sequence_by_source_number(tmp_path: Path) -> None:
     """Chunks of a sequence numbered from 1001: rows stay positions, messages name the files' numbers."""
     clip, mattes = write_numbered_shot(tmp_path)

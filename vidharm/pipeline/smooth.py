@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,8 @@ from vidharm.pipeline.params import FrameParams, ParamsTrack, round_args
 from vidharm.temporal import detect_scene_cuts, smooth_track
 
 __all__ = ["smooth", "join_tracks", "CausalSmoother", "CAUSAL_MODES"]
+
+log = logging.getLogger(__name__)
 
 _SMOOTHED_DECIMALS = 6
 
@@ -54,6 +57,15 @@ def join_tracks(tracks: list[ParamsTrack], names: list[str] | None = None) -> Pa
                     f"{name}: its {key} differs from {names[0]}'s; every chunk must come from the same clip, "
                     f"masks and model (re-run analyze for that chunk)"
                 )
+        if track.header.get("runtime") != first.get("runtime"):
+            log.warning(
+                "%s: its network ran in %s, %s's in %s; their arguments can differ by a rounding step, so the "
+                "joined track is not exactly what one run would give",
+                name,
+                track.header.get("runtime"),
+                names[0],
+                first.get("runtime"),
+            )
         if track.first_frame != tracks[0].first_frame:
             raise InputError(
                 f"{name}: its first_frame {track.first_frame} differs from {names[0]}'s {tracks[0].first_frame}; "
