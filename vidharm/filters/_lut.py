@@ -354,7 +354,55 @@ def _make_gathers(intrinsic_name: str) -> tuple[Any, Any]:  # pragma: no cover -
     return gather_block, gather_pairs
 
 
-# The kernel's gathers, read by numba when it compiles _render_rows: set by _compile_kernel.
+def _copy_outside_span_py(src_flat: Any, dst_flat: Any, mrow: Any, has_mask: bool, width: int) -> tuple[int, int]:
+    """The span [j0, j1) of a row's pixels from its first to its last with mask > 0 (all of them without a
+    mask); the values outside it are copied from ``src_flat`` to ``dst_flat`` (flat rows of interleaved RGB).
+
+    Compiled inline into the kernels by :func:`_compile_kernel` (:data:`_copy_outside_span`)."""
+    j0 = 0
+    j1 = width
+    if has_mask:
+        zero = np.float32(0.0)
+        while j0 < width and mrow[j0] <= zero:
+            j0 += 1
+        while j1 > j0 and mrow[j1 - 1] <= zero:
+            j1 -= 1
+    # Flat loops over views from 0: they vectorise.
+    for t in range(3 * j0):
+        dst_flat[t] = src_flat[t]
+    src_tail = src_flat[3 * j1 :]
+    dst_tail = dst_flat[3 * j1 :]
+    for t in range(3 * (width - j1)):
+        dst_tail[t] = src_tail[t]
+    return j0, j1
+
+
+def _blend_store_py(
+    level: Any, value: Any, weight: Any, has_mask: bool, count: int, alpha: Any, target: Any, ceiling: Any
+) -> None:
+    """``target = round(level + (value - level) * clip(weight, 0, 1))`` for ``count`` pixels (3 values each),
+    clamped to [0, ceiling]; without a mask ``round(value)``. ``alpha`` is a work buffer."""
+    zero = np.float32(0.0)
+    half = np.float32(0.5)
+    one = np.float32(1.0)
+    total = 3 * count
+    if has_mask:
+        for k in range(count):
+            m = min(max(weight[k], zero), one)
+            alpha[3 * k] = m
+            alpha[3 * k + 1] = m
+            alpha[3 * k + 2] = m
+        for t in range(total):
+            x = np.float32(level[t])
+            target[t] = min(max(np.int32((value[t] - x) * alpha[t] + x + half), 0), ceiling)
+    else:
+        for t in range(total):
+            target[t] = min(max(np.int32(value[t] + half), 0), ceiling)
+
+
+# The kernels' shared steps and gathers, read by numba when it compiles them: set by _compile_kernel.
+_copy_outside_span: Any = _copy_outside_span_py
+_blend_store: Any = _blend_store_py
 _gather_block: Any = _gather_block_py
 _gather_pairs: Any = _gather_pairs_py
 
@@ -418,25 +466,9 @@ def _render_rows(
     lo_x = np.float32(2.0 * (exact_below / size) ** 2) if exact_below <= size // 2 else half
     hi_x = np.float32(1.0 - 2.0 * (1.0 - exact_from / size) ** 2) if exact_from >= size // 2 else half
     for i in range(row0, row1):
-        src = image[i]
-        dst = out[i]
-        j0 = 0
-        j1 = width
-        if has_mask:
-            mrow = mask[i]
-            while j0 < width and mrow[j0] <= zero:
-                j0 += 1
-            while j1 > j0 and mrow[j1 - 1] <= zero:
-                j1 -= 1
-        src_flat = src.reshape(-1)
-        dst_flat = dst.reshape(-1)
-        # Outside the span the mask is 0: copies, as flat loops from 0 (they vectorise).
-        for t in range(3 * j0):
-            dst_flat[t] = src_flat[t]
-        src_tail = src_flat[3 * j1 :]
-        dst_tail = dst_flat[3 * j1 :]
-        for t in range(3 * (width - j1)):
-            dst_tail[t] = src_tail[t]
+        src_flat = image[i].reshape(-1)
+        dst_flat = out[i].reshape(-1)
+        j0, j1 = _copy_outside_span(src_flat, dst_flat, mask[i] if has_mask else mask[0], has_mask, width)
         # The span in chunks of _CHUNK pixels: the passes' buffers stay in the L1 cache beside the tables.
         for c0 in range(j0, j1, _CHUNK):
             c1 = min(c0 + _CHUNK, j1)
@@ -511,22 +543,11 @@ def _render_rows(
                         v = min(max(sh, zero), one) * top
                         low[t] = v  # interpolating between equal values gives v exactly
                         high[t] = v
-            # 4. interpolate, mask blend, round
-            if has_mask:
-                weight = mask[i][c0:c1]
-                for k in range(count):
-                    m = min(max(weight[k], zero), one)
-                    alpha[3 * k] = m
-                    alpha[3 * k + 1] = m
-                    alpha[3 * k + 2] = m
-                for t in range(total):
-                    v = low[t] + (high[t] - low[t]) * frac[t]
-                    x = np.float32(level[t])
-                    target[t] = min(max(np.int32((v - x) * alpha[t] + x + half), 0), ceiling)
-            else:
-                for t in range(total):
-                    v = low[t] + (high[t] - low[t]) * frac[t]
-                    target[t] = min(max(np.int32(v + half), 0), ceiling)
+            # 4. interpolate, then mask blend and round
+            for t in range(total):
+                value[t] = low[t] + (high[t] - low[t]) * frac[t]
+            weight = mask[i][c0:c1] if has_mask else mask[0]
+            _blend_store(level, value, weight, has_mask, count, alpha, target, ceiling)
 
 
 def _render_rows_numpy(
@@ -587,9 +608,6 @@ def _render_direct(
     levels = direct.shape[1]
     flat = np.ascontiguousarray(direct).reshape(-1)  # channel c of level v at c * levels + v
     ceiling = np.int32(peak)
-    zero = np.float32(0.0)
-    half = np.float32(0.5)
-    one = np.float32(1.0)
     span = 3 * _CHUNK + 2 * _BLOCK
     offset = np.empty(span, np.int32)
     for t in range(span):
@@ -599,20 +617,7 @@ def _render_direct(
     for i in range(row0, row1):
         src_flat = image[i].reshape(-1)
         dst_flat = out[i].reshape(-1)
-        j0 = 0
-        j1 = width
-        if has_mask:
-            mrow = mask[i]
-            while j0 < width and mrow[j0] <= zero:
-                j0 += 1
-            while j1 > j0 and mrow[j1 - 1] <= zero:
-                j1 -= 1
-        for t in range(3 * j0):
-            dst_flat[t] = src_flat[t]
-        src_tail = src_flat[3 * j1 :]
-        dst_tail = dst_flat[3 * j1 :]
-        for t in range(3 * (width - j1)):
-            dst_tail[t] = src_tail[t]
+        j0, j1 = _copy_outside_span(src_flat, dst_flat, mask[i] if has_mask else mask[0], has_mask, width)
         for c0 in range(j0, j1, _CHUNK):
             c1 = min(c0 + _CHUNK, j1)
             count = c1 - c0
@@ -624,19 +629,8 @@ def _render_direct(
                 _gather_block(flat, level, offset, t, value)
             for t in range(whole, total):
                 value[t] = flat[np.int64(level[t]) + offset[t]]
-            if has_mask:
-                weight = mask[i][c0:c1]
-                for k in range(count):
-                    m = min(max(weight[k], zero), one)
-                    alpha[3 * k] = m
-                    alpha[3 * k + 1] = m
-                    alpha[3 * k + 2] = m
-                for t in range(total):
-                    x = np.float32(level[t])
-                    target[t] = min(max(np.int32((value[t] - x) * alpha[t] + x + half), 0), ceiling)
-            else:
-                for t in range(total):
-                    target[t] = min(max(np.int32(value[t] + half), 0), ceiling)
+            weight = mask[i][c0:c1] if has_mask else mask[0]
+            _blend_store(level, value, weight, has_mask, count, alpha, target, ceiling)
 
 
 def _render_direct_numpy(
@@ -697,7 +691,7 @@ def _compile_kernel(numba: Any) -> tuple[_Kernel, _Kernel]:
     The compiled kernels are checked on a small frame against the numpy twin (to one level); a numba whose
     llvmlite cannot build the intrinsic gets the scalar gather (correct, about 1.5 times slower).
     """
-    global _gather_block, _gather_pairs
+    global _gather_block, _gather_pairs, _copy_outside_span, _blend_store
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (2, 21, 3), dtype=np.uint8)
     luts = build_filter_luts([0.1, -0.2, 0.3, 0.5, -0.2, 0.1], [0.5] * 4)
@@ -710,6 +704,8 @@ def _compile_kernel(numba: Any) -> tuple[_Kernel, _Kernel]:
     direct = np.linspace(0, 255, 768, dtype=np.float32).reshape(3, 256)
     want_direct = np.empty_like(image)
     _render_direct_numpy(image, args[0], False, direct, 255.0, want_direct, 0, 2)
+    _copy_outside_span = numba.njit(inline="always")(_copy_outside_span_py)
+    _blend_store = numba.njit(inline="always")(_blend_store_py)
     scalar = (numba.njit(inline="always")(_gather_block_py), numba.njit(inline="always")(_gather_pairs_py))
     # The fallback is not cached: the cache would hand it the vector build (same function, same types).
     candidates = [(lambda: _make_gathers(_GATHER_NAME), True), (lambda: scalar, False)]
