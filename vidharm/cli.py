@@ -647,7 +647,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> Any:
     from vidharm.config import load_config
     from vidharm.pipeline import ProcessConfig, color_management
-    from vidharm.pipeline.settings import configure_threads
+    from vidharm.pipeline.settings import configure_threads, tune_allocator
 
     flags = {
         "model": getattr(args, "model", None),
@@ -670,6 +670,7 @@ def _settings(args: argparse.Namespace) -> Any:
     explicit = [f"{k}={v}" for k, v in flags.items() if v is not None]
     config = load_config(ProcessConfig, getattr(args, "config", None), [*explicit, *getattr(args, "set", [])])
     configure_threads(config.torch_threads)
+    tune_allocator()  # frame buffers freed in batches are reused instead of faulted in again
     color_management(config)  # an unknown colour space or a missing OCIO config fails before any work starts
     return config
 

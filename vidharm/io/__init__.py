@@ -9,6 +9,7 @@ are read wherever a clip is, and written by ``SequenceWriter``, through OpenImag
 
 from __future__ import annotations
 
+from vidharm.io._alloc import tune_allocator
 from vidharm.io._atomic import atomic_path
 from vidharm.io._color import ColorTags
 from vidharm.io._concat import concat_videos
@@ -47,4 +48,5 @@ __all__ = [
     "ColorManagement",
     "open_color_management",
     "resolve_ocio_config",
+    "tune_allocator",
 ]

@@ -8,12 +8,20 @@ from dataclasses import dataclass
 import torch
 
 from vidharm.errors import UsageError
-from vidharm.io import ColorManagement, open_color_management
+from vidharm.io import ColorManagement, open_color_management, tune_allocator
 from vidharm.models import resolve_device
 from vidharm.pipeline.runtime import RUNTIMES
 from vidharm.temporal import DEFAULT_HALF_LIFE_S
 
-__all__ = ["ProcessConfig", "SMOOTHING_MODES", "resolve_device", "configure_threads", "threads_for", "color_management"]
+__all__ = [
+    "ProcessConfig",
+    "SMOOTHING_MODES",
+    "resolve_device",
+    "configure_threads",
+    "threads_for",
+    "tune_allocator",
+    "color_management",
+]
 
 SMOOTHING_MODES = ("ema", "zero_lag", "off")
 
