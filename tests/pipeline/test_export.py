@@ -265,8 +265,21 @@ def test_export_onnx_refuses_image_models_and_leaves_nothing(tmp_path: Path) -> 
         export_onnx(ProcessConfig(model="hdnet_tiny", weights=str(tmp_path / "hdnet.pth")), tmp_path / "x.onnx")
     _, config = _tiny_weights(tmp_path)
     with pytest.raises(OutputError, match="differ by"):
-        export_onnx(config, tmp_path / "y.onnx", atol=0.0)
+        export_onnx(config, tmp_path / "y.onnx", atol=0.0, rtol=0.0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hdnet.pth", "tiny.pth"]
+
+
+def test_export_onnx_of_the_parity_weights_passes_its_check(tmp_path: Path) -> None:
+    """Regression: the seeded parity weights predict raw arguments of ~100, which ONNX Runtime's float32
+    summation order moves by ~5e-4; an absolute 1e-4 check refused every export of them."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    weights = shared_path("parity", "harmonizer", "weights_seed0.pth")
+    config = ProcessConfig(model="harmonizer", weights=str(weights), device="cpu")
+    worst = export_onnx(config, tmp_path / "h.onnx")
+    assert worst is not None and 0 < worst < 1e-2
+    with pytest.raises(OutputError, match="differ by"):
+        export_onnx(config, tmp_path / "strict.onnx", rtol=0.0)
 
 
 @pytest.mark.slow

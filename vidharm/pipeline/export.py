@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -613,6 +612,7 @@ def export_onnx(
     opset: int = 17,
     check: bool = True,
     atol: float = 1e-4,
+    rtol: float = 1e-4,
 ) -> float | None:
     """Export the configured model's argument prediction as ONNX and check it with ONNX Runtime.
 
@@ -626,7 +626,8 @@ def export_onnx(
         path: the ``.onnx`` to write (atomically; not left behind when the check fails).
         opset: ONNX opset version.
         check: run the file with ONNX Runtime on fresh random inputs (batch 2) and compare with PyTorch.
-        atol: largest accepted absolute difference of an argument.
+        atol, rtol: an argument passes where ``|onnx - torch| <= atol + rtol * |torch|`` (as ``numpy.allclose``):
+            float32 summation order moves a raw argument of ~100 (clamped to 1 by the filters) by ~5e-4.
 
     Returns:
         The largest absolute difference found by the check, or None without it.
@@ -635,7 +636,7 @@ def export_onnx(
         UsageError: onnx/onnxruntime missing, or a model that does not predict (B, 6) arguments.
         CheckpointError: the weights cannot be loaded.
         OutputError: the export fails, the file cannot be written, or ONNX Runtime disagrees by more than
-            ``atol``.
+            ``atol`` and ``rtol`` allow.
     """
     ort: Any = None
     if check:
@@ -664,11 +665,12 @@ def export_onnx(
             got = session.run(["args"], {"image": image.numpy(), "mask": mask.numpy()})[0]
             with torch.inference_mode():
                 want = model(image, mask).numpy()
-            worst = float(np.abs(got - want).max())
-            if not math.isfinite(worst) or worst > atol:
+            diff = np.abs(got - want)
+            worst = float(diff.max())
+            if not np.isfinite(got).all() or (diff > atol + rtol * np.abs(want)).any():
                 raise OutputError(
-                    f"export onnx: ONNX Runtime and PyTorch differ by {worst:.3g} (> {atol:g}) on the arguments; "
-                    "the export is not faithful, try another --opset"
+                    f"export onnx: ONNX Runtime and PyTorch differ by {worst:.3g} (more than {atol:g} + {rtol:g} x "
+                    "the argument) on the arguments; the export is not faithful, try another --opset"
                 )
             log.info("ONNX Runtime matches PyTorch to %.3g on the arguments", worst)
     return worst
