@@ -164,7 +164,7 @@ def ffmpeg_command(clip: Path, out: Path) -> list[str]:
 
 def vidharm_command(clip: Path, masks: Path, out: Path, weights: Path, stride: int, extra: list[str]) -> list[str]:
     return [
-        sys.executable, "-c", "import sys; from vidharm.cli import main; sys.exit(main())",
+        sys.executable, "-c", "from vidharm.cli import run; run()",
         "process", str(clip), str(masks), "-o", str(out), "--model", "harmonizer", "--weights", str(weights),
         "--preset", "veryfast", "--crf", "18", "--set", f"analyze_stride={stride}", "-q", *extra,
     ]  # fmt: skip

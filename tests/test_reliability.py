@@ -260,3 +260,23 @@ def test_interrupt_stops_promptly_and_cleans_up(tmp_path: Path, sig: int, code: 
     stopped = time.monotonic() - sent
     assert stopped < 10, f"took {stopped:.1f} s to stop"
     assert list(out_dir.iterdir()) == []
+
+
+def test_the_console_script_exits_with_the_run_and_its_output_complete(tmp_path: Path) -> None:
+    """``vidharm.cli.run`` (the console script) skips interpreter teardown: the exit code, the error line and
+    the finished output must survive that."""
+    clip = write_test_clip(tmp_path / "c.mp4", num_frames=12)
+    masks = _masks(tmp_path / "masks", 12)
+    out = tmp_path / "o.mp4"
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    script = [sys.executable, "-c", "from vidharm.cli import run; run()"]
+    done = subprocess.run([*script, "process", str(clip), str(masks), "-o", str(out), "-q"], env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(list(read_frames(out))) == 12
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4", "masks", "o.mp4", "o.vidharm.yaml"]  # no temporaries
+    bad = subprocess.run([*script, "process", str(tmp_path / "missing.mp4"), str(masks), "-o", str(tmp_path / "x.mp4")],
+                         env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert bad.returncode == 3
+    assert bad.stderr.strip().splitlines() == [bad.stderr.strip()]  # one line, flushed before the exit
+    assert "no such file" in bad.stderr
