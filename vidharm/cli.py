@@ -791,7 +791,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from vidharm.pipeline import analyze, load_model, resolve_device, write_params
+    from vidharm.pipeline import analyze, key_span, load_model, resolve_device, write_params
 
     config = _settings(args)
     inp = _open_inputs(args, args.frames)
@@ -804,7 +804,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     model = load_model(config, resolve_device(config.device))
     progress = _Progress(args.quiet)
     try:
-        track = analyze(inp, config, model=model, on_frame=progress("analyze", len(inp.frames)))
+        measured = len(key_span(inp.frames, config.analyze_stride, inp.num_frames))  # a chunk reads its key frames
+        track = analyze(inp, config, model=model, on_frame=progress("analyze", measured))
     finally:
         progress.close()
     if work:

@@ -229,3 +229,21 @@ def test_sampled_statistics_match_the_full_frame_on_real_frames(shared) -> None:
         assert len(signature) > 0
         small_image, small_mask = make()  # the network input still comes from the full frame
         np.testing.assert_array_equal(small_mask, resize_for_model(image, alpha, 256)[1])
+
+
+def test_chunks_analysed_at_a_stride_give_the_whole_clips_rows(tmp_path: Path) -> None:
+    """Regression: each chunk counted its key frames from its own first frame and keyed its own last frame, so a
+    farm run at a stride differed from ``process`` near every chunk boundary."""
+    clip = _write_clip(tmp_path / "cut.mkv", 23, cut=14)
+    inp = open_clip(clip, write_masks(tmp_path / "masks", 23, 64, 48))
+    config = ProcessConfig(model="stats", device="cpu", analyze_stride=4)
+    whole = analyze(inp, config)
+    parts = (range(9, 17), range(0, 9), range(17, 23))  # uneven, out of order, one across the cut
+    chunks = [analyze(open_clip(clip, tmp_path / "masks", frames=part), config) for part in parts]
+    rows = sorted((f for track in chunks for f in track.frames), key=lambda f: f.frame)
+    assert [(f.frame, f.raw, f.stats, f.signature) for f in rows] == [
+        (f.frame, f.raw, f.stats, f.signature) for f in whole.frames
+    ]
+    assert [track.header["frames"] for track in chunks] == [[9, 16], [0, 8], [17, 22]]
+    one = analyze(open_clip(clip, tmp_path / "masks", frames=range(9, 17)), ProcessConfig(model="stats", device="cpu"))
+    assert [f.raw for f in one.frames] != [f.raw for f in rows[9:17]]  # the stride interpolated some: a real test

@@ -8,7 +8,14 @@ optionally colour-managed with OpenColorIO (:func:`color_management`, :func:`tra
 
 from __future__ import annotations
 
-from vidharm.pipeline.analyze import analysis_frame, analyze, frame_histogram, load_model, stats_from_histograms
+from vidharm.pipeline.analyze import (
+    analysis_frame,
+    analyze,
+    frame_histogram,
+    key_span,
+    load_model,
+    stats_from_histograms,
+)
 from vidharm.pipeline.inputs import (
     ClipInput,
     ForegroundLayer,
@@ -33,6 +40,7 @@ from vidharm.pipeline.settings import ProcessConfig, color_management, configure
 from vidharm.pipeline.smooth import smooth
 
 __all__ = [
+    "key_span",
     "ClipInput",
     "ForegroundLayer",
     "FrameParams",

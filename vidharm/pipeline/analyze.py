@@ -32,7 +32,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ from vidharm.pipeline.settings import ProcessConfig, color_management, configure
 from vidharm.temporal import DEFAULT_CUT_THRESHOLD, background_signature, signature_distance
 
 __all__ = [
+    "key_span",
     "analyze",
     "analyze_stream",
     "analysis_track",
@@ -590,10 +591,13 @@ def analyze(
 ) -> ParamsTrack:
     """Predict raw arguments (or colour-transform coefficients) and filter statistics for every frame.
 
-    With ``config.analyze_stride`` k > 1 the network sees every k-th frame (counted from the first frame
-    analysed), the last frame, and both frames on either side of each scene cut (found as the smoother finds
+    With ``config.analyze_stride`` k > 1 the network sees every k-th frame of the clip (positions 0, k, 2k ...),
+    the clip's last frame, and both frames on either side of each scene cut (found as the smoother finds
     them, from the background signatures); the raw rows of the frames in between are interpolated linearly
-    from the two analysed frames around them, never across a cut. Statistics, signatures and mask areas are
+    from the two analysed frames around them, never across a cut. A part of the clip (``inp.frames``, a farm
+    chunk) is analysed from the key frame at or before its first frame to the one at or after its last (at most
+    k - 1 more frames each side, decoded and measured but not returned), so its rows are those of the whole
+    clip's analysis, whatever the chunking. Statistics, signatures and mask areas are
     measured on every frame; with ``inp.stats_mask`` only where it allows (see the module docstring). Decoding,
     per-frame measurements and the network run in three threads. On a CPU the network sees at most two frames
     at a time (one at a stride), and runs as soon as it has them (``batch_size`` sets the batch on other
@@ -615,9 +619,25 @@ def analyze(
         VidharmError: unreadable frames or masks, a model or checkpoint that cannot be used.
     """
     net = load_model(config, resolve_device(config.device)) if model is None else model
-    items = zip(iter_frames_and_masks(inp, config.decoder), iter_stats_masks(inp), strict=False)
-    rows = [row for row, _ in analyze_stream(inp, config, net, items, on_frame=on_frame)]
+    wide = replace(inp, frames=key_span(inp.frames, config.analyze_stride, inp.num_frames))
+    items = zip(iter_frames_and_masks(wide, config.decoder), iter_stats_masks(wide), strict=False)
+    rows = [row for row, _ in analyze_stream(wide, config, net, items, on_frame=on_frame) if row.frame in inp.frames]
     return analysis_track(inp, config, rows, runtime=network_runtime(config, net))
+
+
+def key_span(frames: range, stride: int, num_frames: int) -> range:
+    """``frames`` widened to the key frames around it at ``stride``: the multiple of ``stride`` at or before its
+    first frame, and the next multiple (or the clip's last frame) at or after its last.
+
+    Example:
+        >>> key_span(range(13, 40), 8, 72), key_span(range(0, 72), 8, 72), key_span(range(5, 9), 1, 72)
+        (range(8, 41), range(0, 72), range(5, 9))
+    """
+    if stride <= 1 or not frames:
+        return frames
+    start = frames.start - frames.start % stride
+    stop = min(frames.stop - 1 + (-(frames.stop - 1)) % stride, num_frames - 1) + 1
+    return range(start, stop)
 
 
 def analyze_stream(
@@ -729,7 +749,7 @@ def analyze_stream(
     depth = 1 if carry else 4
 
     def keyed(frame: int) -> bool:
-        return stride == 1 or (frame - first) % stride == 0 or frame == last
+        return stride == 1 or frame % stride == 0 or frame in (first, last)
 
     packer = _MaskPacker()
     measured = _measurements(prefetch(items, depth), size, with_hist, color, keyed, carry, packer)
