@@ -9,8 +9,8 @@ For each sequence of ../shared/data/video (DAVIS blackswan and breakdance, 24 fp
    --transfer affine|poly2|local`` for HDNet, whose 256-px result reaches the frame as a global colour
    transform or a smoothed grid of local affine transforms), then smooths the track with smoothing ``off``
    (per frame), ``ema`` (causal) and ``zero_lag`` (offline) at the default half-life, and renders each
-   losslessly (FFV1); this is exactly what ``process_video`` does, with the shared analysis done once instead
-   of three times;
+   losslessly (FFV1); this is exactly what ``process_video --analyze-stride 1`` does, with the shared analysis
+   done once instead of three times;
 3. evaluates each output, and the composite itself (``identity``), against the ground truth
    (``vidharm.pipeline.flicker.evaluate_clip``).
 
@@ -148,8 +148,10 @@ def prepare_clip(args: argparse.Namespace, seq: str, kind: str, seed: int) -> di
         args.data / "frames" / seq, args.data / "masks" / seq, folder, kind=kind, seed=seed, fps=args.fps,
         overwrite=True,
     )  # fmt: skip
+    # Every frame analysed (process's automatic stride is 1 with smoothing off only): one analysis serves all three.
     base = ProcessConfig(model=args.model, weights=str(args.weights) if args.weights else None, device="cpu",
-                         codec="ffv1", half_life_s=args.half_life, transfer=args.transfer)  # fmt: skip
+                         codec="ffv1", half_life_s=args.half_life, transfer=args.transfer,
+                         analyze_stride=1)  # fmt: skip
     inp = open_clip(bench.composite, bench.masks)
     track = analyze(inp, base)
     outputs = {"identity": str(bench.composite)}

@@ -49,6 +49,21 @@ def test_analyze_in_uneven_chunks_smooth_render_equals_process(processed: dict[s
         np.testing.assert_array_equal(a, b)
 
 
+def test_analyze_picks_its_automatic_stride_from_the_smoothing_to_come(
+    processed: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert read_params(processed["params"]).header["analyze_stride"] == 7  # 24 fps: key frames 0.27 s apart
+    every, auto = tmp_path / "every.json", tmp_path / "auto.json"
+    assert main(["analyze", str(SAMPLE), str(MASKS), "--smoothing", "off", "-o", str(every), "-q"]) == 0
+    assert main(["analyze", str(SAMPLE), str(MASKS), "--frames", "0-20", "-o", str(auto), "-q"]) == 0
+    assert read_params(every).header["analyze_stride"] == 1 and read_params(auto).header["analyze_stride"] == 7
+    capsys.readouterr()
+    assert main(["smooth", str(every), "-o", str(tmp_path / "a.json"), "--smoothing", "off"]) == 0
+    assert "interpolated" not in capsys.readouterr().err
+    assert main(["smooth", str(auto), "-o", str(tmp_path / "b.json"), "--smoothing", "off"]) == 0
+    assert "analysed at analyze_stride 7" in capsys.readouterr().err  # the interpolation stays: the user is told
+
+
 def test_smooth_names_overlaps_and_gaps(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for chunk in ("0-9", "5-12", "20-30"):
         assert main(["analyze", str(SAMPLE), str(MASKS), "--frames", chunk, "-o", str(tmp_path / chunk), "-q"]) == 0

@@ -276,7 +276,9 @@ def _add_encoding_options(p: argparse.ArgumentParser) -> None:
         "--analyze-stride",
         type=int,
         metavar="K",
-        help="run the network on every K-th frame (and around cuts), interpolating between (default 1)",
+        help="run the network on every K-th frame of the clip (and around cuts), interpolating between; 1: every "
+        "frame; default 0 (auto): key frames 0.4 smoothing half-lives apart (8 at 30 fps with the default "
+        "half-life), every frame with --smoothing off or an HDNet model",
     )
 
 
@@ -386,6 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_color_options(p)
     p.add_argument("--batch-size", type=int, help="frames per network call (default 8)")
     p.add_argument("--decoder", choices=("pyav", "decord"), help="video decoder")
+    g = p.add_argument_group(
+        "the smoothing `vidharm smooth` will use: here it only chooses the automatic --analyze-stride"
+    )
+    g.add_argument("--ema-half-life", type=float, metavar="SECONDS", help="half-life in seconds (default 0.68)")
+    g.add_argument("--smoothing", choices=("ema", "zero_lag", "off"), help="off analyses every frame (default ema)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     p = sub.add_parser(
@@ -791,7 +798,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from vidharm.pipeline import analyze, key_span, load_model, resolve_device, write_params
+    from vidharm.pipeline import analysis_span, analyze, load_model, resolve_device, write_params
 
     config = _settings(args)
     inp = _open_inputs(args, args.frames)
@@ -804,7 +811,7 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
     model = load_model(config, resolve_device(config.device))
     progress = _Progress(args.quiet)
     try:
-        measured = len(key_span(inp.frames, config.analyze_stride, inp.num_frames))  # a chunk reads its key frames
+        measured = len(analysis_span(inp, config))  # a chunk also reads the key frames around it
         track = analyze(inp, config, model=model, on_frame=progress("analyze", measured))
     finally:
         progress.close()
@@ -839,6 +846,13 @@ def _cmd_smooth(args: argparse.Namespace) -> int:
     tracks = [read_params(f) for f in files]
     check_sidecars_agree([t.header for t in tracks], [str(f) for f in files])
     track = join_tracks(tracks, [str(f) for f in files])
+    stride = track.header.get("analyze_stride") or 1
+    if stride > 1 and (config.smoothing == "off" or config.half_life_s <= 0):
+        log.warning(
+            "the sidecars were analysed at analyze_stride %d: without smoothing, the rows between key frames stay "
+            "interpolated; for per-frame arguments run vidharm analyze with --smoothing off (or --analyze-stride 1)",
+            stride,
+        )
     write_params(smooth(track, mode=config.smoothing, half_life_s=config.half_life_s), args.output)
     _openjd_done()
     print(f"wrote {args.output} ({len(track.frames)} frames from {len(files)} sidecars)", file=sys.stderr)

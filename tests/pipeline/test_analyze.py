@@ -46,10 +46,26 @@ def test_resize_for_model_equals_the_torch_resize(shape: tuple[int, int], dtype:
     np.testing.assert_allclose(small_mask, m[0, 0].numpy(), rtol=0, atol=3e-7)
 
 
-def test_analyze_stride_must_be_a_positive_integer() -> None:
-    for bad in (0, -2, 1.5, True):
+def test_analyze_stride_must_be_0_for_auto_or_a_positive_integer() -> None:
+    for bad in (-1, -2, 1.5, True):
         with pytest.raises(UsageError, match="analyze_stride"):
             ProcessConfig(analyze_stride=bad)  # type: ignore[arg-type]
+    assert ProcessConfig().analyze_stride == 0 and ProcessConfig(analyze_stride=1).analyze_stride == 1
+
+
+def test_auto_stride_keys_every_0_4_half_lives_and_every_frame_without_smoothing(tmp_path: Path) -> None:
+    clip = _write_clip(tmp_path / "clip.mkv", 11, cut=None)  # 25 fps: 0.4 x 0.679 s x 25 = 6.8 -> 7
+    inp = open_clip(clip, write_masks(tmp_path / "masks", 11, 64, 48))
+    auto = analyze(inp, ProcessConfig(model="stats", device="cpu"))
+    seven = analyze(inp, ProcessConfig(model="stats", device="cpu", analyze_stride=7))
+    assert auto.header["analyze_stride"] == 7 and _raws(auto).tolist() == _raws(seven).tolist()
+    off = analyze(inp, ProcessConfig(model="stats", device="cpu", smoothing="off"))
+    still = analyze(inp, ProcessConfig(model="stats", device="cpu", half_life_s=0))
+    every = analyze(inp, ProcessConfig(model="stats", device="cpu", analyze_stride=1))
+    assert off.header["analyze_stride"] == still.header["analyze_stride"] == 1
+    assert _raws(off).tolist() == _raws(every).tolist() != _raws(auto).tolist()
+    slow = analyze(inp, ProcessConfig(model="stats", device="cpu", half_life_s=0.3))  # 0.4 x 0.3 x 25 = 3
+    assert slow.header["analyze_stride"] == 3
 
 
 def _scene(index: int, height: int, width: int, cut: int | None) -> np.ndarray:
@@ -88,7 +104,7 @@ def _raws(track: ParamsTrack) -> np.ndarray:
 def test_stride_analyses_every_kth_frame_and_interpolates_between(tmp_path: Path) -> None:
     clip = _write_clip(tmp_path / "clip.mkv", 11, cut=None)
     inp = open_clip(clip, write_masks(tmp_path / "masks", 11, 64, 48))
-    full = analyze(inp, ProcessConfig(model="stats", device="cpu"))
+    full = analyze(inp, ProcessConfig(model="stats", device="cpu", analyze_stride=1))
     strided = analyze(inp, ProcessConfig(model="stats", device="cpu", analyze_stride=4, batch_size=2))
     assert strided.header["analyze_stride"] == 4 and full.header["analyze_stride"] == 1
     assert [f.frame for f in strided.frames] == list(range(11))
@@ -109,7 +125,7 @@ def test_stride_analyses_every_kth_frame_and_interpolates_between(tmp_path: Path
 def test_stride_never_interpolates_across_a_scene_cut(tmp_path: Path) -> None:
     clip = _write_clip(tmp_path / "cut.mkv", 12, cut=7)
     inp = open_clip(clip, write_masks(tmp_path / "masks", 12, 64, 48))
-    full = analyze(inp, ProcessConfig(model="stats", device="cpu"))
+    full = analyze(inp, ProcessConfig(model="stats", device="cpu", analyze_stride=1))
     strided = analyze(inp, ProcessConfig(model="stats", device="cpu", analyze_stride=4))
     a, b = _raws(full), _raws(strided)
     keys = [0, 4, 6, 7, 8, 11]  # stride keys, the last frame, and both sides of the cut (6 | 7)
@@ -245,5 +261,6 @@ def test_chunks_analysed_at_a_stride_give_the_whole_clips_rows(tmp_path: Path) -
         (f.frame, f.raw, f.stats, f.signature) for f in whole.frames
     ]
     assert [track.header["frames"] for track in chunks] == [[9, 16], [0, 8], [17, 22]]
-    one = analyze(open_clip(clip, tmp_path / "masks", frames=range(9, 17)), ProcessConfig(model="stats", device="cpu"))
+    every = ProcessConfig(model="stats", device="cpu", analyze_stride=1)
+    one = analyze(open_clip(clip, tmp_path / "masks", frames=range(9, 17)), every)
     assert [f.raw for f in one.frames] != [f.raw for f in rows[9:17]]  # the stride interpolated some: a real test

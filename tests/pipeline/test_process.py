@@ -81,9 +81,10 @@ def test_variable_frame_rate_and_odd_size_survive(tmp_path: Path, clip_with_mask
 def test_sidecar_schema_and_smoothing(tmp_path: Path, clip_with_masks) -> None:
     clip, masks = clip_with_masks(num_frames=8)
     off = process_video(clip, masks, tmp_path / "a.mp4", ProcessConfig(smoothing="off"), params_out=tmp_path / "a.json")
-    on = process_video(clip, masks, tmp_path / "b.mp4", ProcessConfig(half_life_s=1.0), params_out=tmp_path / "b.json")
+    every = ProcessConfig(half_life_s=1.0, analyze_stride=1)
+    on = process_video(clip, masks, tmp_path / "b.mp4", every, params_out=tmp_path / "b.json")
     assert all(f.smoothed == f.raw for f in off.frames)
-    assert [f.raw for f in on.frames] == [f.raw for f in off.frames]
+    assert [f.raw for f in on.frames] == [f.raw for f in off.frames]  # smoothing off analyses every frame too
     back = read_params(tmp_path / "b.json")
     assert back.header["smoothing"]["half_life_s"] == 1.0
     assert back.header["clip_fingerprint"] and back.header["masks_fingerprint"]

@@ -53,8 +53,8 @@ SHOT_OPTIONS: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "stats_mask": ("--stats-mask", ("analyze",), True),
     "mask_from_alpha": ("--mask-from-alpha", ("analyze", "render"), False),
     "premultiplied": ("--premultiplied", ("analyze", "render"), False),
-    "smoothing": ("--smoothing", ("smooth",), False),
-    "ema_half_life": ("--ema-half-life", ("smooth",), False),
+    "smoothing": ("--smoothing", ("analyze", "smooth"), False),  # analyze: it chooses the automatic stride
+    "ema_half_life": ("--ema-half-life", ("analyze", "smooth"), False),
     "codec": ("--codec", ("render",), False),
     "crf": ("--crf", ("render",), False),
     "preset": ("--preset", ("render",), False),

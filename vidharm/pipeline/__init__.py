@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from vidharm.pipeline.analyze import (
     analysis_frame,
+    analysis_span,
     analyze,
+    config_stride,
     frame_histogram,
     key_span,
     load_model,
@@ -40,7 +42,9 @@ from vidharm.pipeline.settings import ProcessConfig, color_management, configure
 from vidharm.pipeline.smooth import smooth
 
 __all__ = [
+    "analysis_span",
     "key_span",
+    "config_stride",
     "ClipInput",
     "ForegroundLayer",
     "FrameParams",

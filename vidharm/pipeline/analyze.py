@@ -47,15 +47,30 @@ from vidharm.errors import MaskError
 from vidharm.filters import adjust_brightness, adjust_temperature
 from vidharm.io import ColorManagement, prefetch
 from vidharm.models import create_model, get_model_config
-from vidharm.pipeline.inputs import ClipInput, fingerprint_file, iter_frames_and_masks, iter_stats_masks
+from vidharm.pipeline.inputs import (
+    ClipInput,
+    fingerprint_file,
+    iter_frames_and_masks,
+    iter_stats_masks,
+    masks_cover,
+)
 from vidharm.pipeline.methods import method_for_model
 from vidharm.pipeline.params import FrameParams, ParamsTrack, round_args
 from vidharm.pipeline.runtime import onnx_args, runtime_name, uses_onnxruntime
-from vidharm.pipeline.settings import ProcessConfig, color_management, configure_threads, resolve_device, threads_for
+from vidharm.pipeline.settings import (
+    ProcessConfig,
+    analysis_stride,
+    color_management,
+    configure_threads,
+    resolve_device,
+    threads_for,
+)
 from vidharm.temporal import DEFAULT_CUT_THRESHOLD, background_signature, signature_distance
 
 __all__ = [
+    "analysis_span",
     "key_span",
+    "config_stride",
     "analyze",
     "analyze_stream",
     "analysis_track",
@@ -619,10 +634,26 @@ def analyze(
         VidharmError: unreadable frames or masks, a model or checkpoint that cannot be used.
     """
     net = load_model(config, resolve_device(config.device)) if model is None else model
-    wide = replace(inp, frames=key_span(inp.frames, config.analyze_stride, inp.num_frames))
+    wide = replace(inp, frames=analysis_span(inp, config))
     items = zip(iter_frames_and_masks(wide, config.decoder), iter_stats_masks(wide), strict=False)
     rows = [row for row, _ in analyze_stream(wide, config, net, items, on_frame=on_frame) if row.frame in inp.frames]
     return analysis_track(inp, config, rows, runtime=network_runtime(config, net))
+
+
+def config_stride(config: ProcessConfig, inp: ClipInput) -> int:
+    """The stride ``config`` analyses ``inp`` at (:func:`~vidharm.pipeline.settings.analysis_stride`)."""
+    return analysis_stride(config, inp.info.fps, method_for_model(config.model, config.transfer).kind)
+
+
+def analysis_span(inp: ClipInput, config: ProcessConfig) -> range:
+    """The clip positions :func:`analyze` decodes and measures for ``inp.frames``: :func:`key_span` at the stride
+    ``config`` analyses at, or ``inp.frames`` where the masks (or statistics masks) are a folder without files for
+    the frames around it (the part's own ends are key frames then, and its rows differ from the whole clip's)."""
+    span = key_span(inp.frames, config_stride(config, inp), inp.num_frames)
+    if masks_cover(inp.masks, span) and masks_cover(inp.stats_mask, span):
+        return span
+    log.info("%s: no masks for the key frames around frames %s; analysing those frames only", inp.clip, inp.frames)
+    return inp.frames
 
 
 def key_span(frames: range, stride: int, num_frames: int) -> range:
@@ -678,7 +709,7 @@ def analyze_stream(
     net = model
     size = get_model_config(config.model).input_size
     method = method_for_model(config.model, config.transfer)
-    stride = config.analyze_stride
+    stride = analysis_stride(config, inp.info.fps, method.kind)
     first, last = inp.frames.start, inp.frames.stop - 1
     with_hist = bool(method.stats_names)
     use_onnx = _uses_onnx(config, net)
@@ -821,7 +852,7 @@ def analysis_track(
         "arg_names": method.arg_names,
         "stats_names": list(method.stats_names),
         "smoothing": None,
-        "analyze_stride": config.analyze_stride,
+        "analyze_stride": analysis_stride(config, inp.info.fps, method.kind),
         "runtime": runtime,
         "color": color.describe() if color is not None else None,
     }

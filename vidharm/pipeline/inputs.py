@@ -121,6 +121,12 @@ class ClipInput:
         return range(self.first_frame + self.frames.start, self.first_frame + self.frames.stop)
 
 
+def masks_cover(source: MaskSource | None, frames: range) -> bool:
+    """Whether ``source`` has a mask for every clip position in ``frames``: a folder a file for each (the other
+    sources, and None, cover the clip)."""
+    return not isinstance(source, MaskFolder) or set(frames) <= set(source.positions)
+
+
 def describe_ranges(numbers: list[int]) -> str:
     """``[2, 3, 5]`` as ``"2-3, 5"`` (at most five runs named)."""
     parts, start = [], None

@@ -25,6 +25,7 @@ from vidharm.pipeline.analyze import (
     analysis_track,
     analyze,
     analyze_stream,
+    config_stride,
     load_model,
     network_runtime,
     to_model_input,
@@ -268,7 +269,7 @@ def one_pass(inp: ClipInput, output: str | Path, config: ProcessConfig) -> bool:
     if inp.info.has_alpha and not isinstance(inp.masks, ClipAlpha):
         return False
     # A row waits for the next key frame (a whole batch of them off the CPU), and so does its decoded frame.
-    held = config.analyze_stride * (1 if resolve_device(config.device).type == "cpu" else config.batch_size)
+    held = config_stride(config, inp) * (1 if resolve_device(config.device).type == "cpu" else config.batch_size)
     sample = 1 if inp.info.bit_depth <= 8 else 2 if inp.info.bit_depth <= 16 else 4
     return held * inp.info.width * inp.info.height * (3 * sample + 4) <= _ONE_PASS_HELD_BYTES
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from fractions import Fraction
 
 import torch
 
@@ -19,6 +20,8 @@ __all__ = [
     "resolve_device",
     "configure_threads",
     "threads_for",
+    "analysis_stride",
+    "AUTO_STRIDE_HALF_LIVES",
     "tune_allocator",
     "color_management",
 ]
@@ -36,7 +39,7 @@ class ProcessConfig:
         device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         batch_size: frames per network call.
         analyze_stride: run the network on every k-th frame (and around scene cuts) and interpolate the raw
-            rows in between; 1 analyses every frame.
+            rows in between; 1 analyses every frame; 0 (default, auto) chooses k by :func:`analysis_stride`.
         smoothing: ``ema`` (causal), ``zero_lag`` (forward-backward, whole clip known) or ``off``.
         half_life_s: smoothing half-life in seconds; 0 disables smoothing.
         codec: output video encoder (``libx264``, ``libx265``, ``ffv1``, ``libx264rgb``, ``prores_ks`` ...); None
@@ -64,7 +67,7 @@ class ProcessConfig:
     weights: str | None = None
     device: str = "auto"
     batch_size: int = 8
-    analyze_stride: int = 1
+    analyze_stride: int = 0
     smoothing: str = "ema"
     half_life_s: float = DEFAULT_HALF_LIFE_S
     codec: str | None = None
@@ -85,9 +88,10 @@ class ProcessConfig:
             raise UsageError(f"half_life_s: expected 0 (off) or a positive number of seconds, got {self.half_life_s}")
         if self.batch_size < 1:
             raise UsageError(f"batch_size: expected a positive integer, got {self.batch_size}")
-        if isinstance(self.analyze_stride, bool) or not isinstance(self.analyze_stride, int) or self.analyze_stride < 1:
+        if isinstance(self.analyze_stride, bool) or not isinstance(self.analyze_stride, int) or self.analyze_stride < 0:
             raise UsageError(
-                f"analyze_stride: expected a positive integer (1 analyses every frame), got {self.analyze_stride!r}"
+                "analyze_stride: expected 0 (auto) or a positive integer (1 analyses every frame), "
+                f"got {self.analyze_stride!r}"
             )
         if self.transfer not in ("local", "affine", "poly2"):
             raise UsageError(f"transfer: expected local, affine or poly2, got {self.transfer!r}")
@@ -102,6 +106,42 @@ class ProcessConfig:
                 f"ocio: the config {self.ocio} is used only with a colour space; add --colorspace NAME "
                 "(the frames' colour space in that config)"
             )
+
+
+AUTO_STRIDE_HALF_LIVES = 0.4
+"""With ``analyze_stride`` 0 (auto), key frames lie this many smoothing half-lives apart (with the default 0.68 s:
+8 frames at 30 fps, 7 at 24, 16 at 60). Measured by ``scripts/bench_pipeline.py --stride-study`` on the DAVIS
+clips (24 fps): after the default EMA, every stride up to 16 stays well below the smoother's own effect (k = 6:
+14 % of it with ``stats``, 22 % with the parity weights; k = 8: 27 % and 31 %)."""
+
+
+def analysis_stride(config: ProcessConfig, fps: float | Fraction, kind: str) -> int:
+    """The stride analysis runs at: ``config.analyze_stride``, or with 0 (auto) key frames every
+    :data:`AUTO_STRIDE_HALF_LIVES` half-lives of the smoothing.
+
+    Auto analyses every frame where nothing smooths the interpolation's error away (``smoothing`` ``off`` or a
+    half-life of 0: per-frame arguments are asked for) and for image models (``kind`` other than ``filters``:
+    HDNet's fitted transfers), whose stride error was not measured.
+
+    Args:
+        config: the settings.
+        fps: the clip's frame rate.
+        kind: the method kind (``filters`` for argument-predicting models: ``stats``, ``harmonizer``).
+
+    Example:
+        >>> analysis_stride(ProcessConfig(), 30, "filters"), analysis_stride(ProcessConfig(), 24, "filters")
+        (8, 7)
+        >>> off = ProcessConfig(smoothing="off")
+        >>> analysis_stride(off, 30, "filters"), analysis_stride(ProcessConfig(), 30, "image")
+        (1, 1)
+        >>> analysis_stride(ProcessConfig(analyze_stride=3, smoothing="off"), 30, "filters")
+        3
+    """
+    if config.analyze_stride > 0:
+        return config.analyze_stride
+    if kind != "filters" or config.smoothing == "off" or config.half_life_s <= 0:
+        return 1
+    return max(1, round(AUTO_STRIDE_HALF_LIVES * config.half_life_s * float(fps)))
 
 
 def threads_for(threads: int) -> int:
