@@ -709,7 +709,7 @@ def analyze_stream(
     net = model
     size = get_model_config(config.model).input_size
     method = method_for_model(config.model, config.transfer)
-    stride = analysis_stride(config, inp.info.fps, method.kind)
+    stride = config_stride(config, inp)
     first, last = inp.frames.start, inp.frames.stop - 1
     with_hist = bool(method.stats_names)
     use_onnx = _uses_onnx(config, net)
@@ -852,7 +852,7 @@ def analysis_track(
         "arg_names": method.arg_names,
         "stats_names": list(method.stats_names),
         "smoothing": None,
-        "analyze_stride": analysis_stride(config, inp.info.fps, method.kind),
+        "analyze_stride": config_stride(config, inp),
         "runtime": runtime,
         "color": color.describe() if color is not None else None,
     }
