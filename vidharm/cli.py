@@ -847,7 +847,7 @@ def _cmd_smooth(args: argparse.Namespace) -> int:
     check_sidecars_agree([t.header for t in tracks], [str(f) for f in files])
     track = join_tracks(tracks, [str(f) for f in files])
     stride = track.header.get("analyze_stride") or 1
-    if stride > 1 and (config.smoothing == "off" or config.half_life_s <= 0):
+    if stride > 1 and not config.smooths:
         log.warning(
             "the sidecars were analysed at analyze_stride %d: without smoothing, the rows between key frames stay "
             "interpolated; for per-frame arguments run vidharm analyze with --smoothing off (or --analyze-stride 1)",

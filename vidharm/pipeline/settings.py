@@ -81,6 +81,16 @@ class ProcessConfig:
     colorspace: str | None = None
     ocio: str | None = None
 
+    @property
+    def smooths(self) -> bool:
+        """Whether the track is smoothed: a smoothing mode other than ``off`` and a half-life above 0.
+
+        Example:
+            >>> ProcessConfig().smooths, ProcessConfig(smoothing="off").smooths, ProcessConfig(half_life_s=0).smooths
+            (True, False, False)
+        """
+        return self.smoothing != "off" and self.half_life_s > 0
+
     def __post_init__(self) -> None:
         if self.smoothing not in SMOOTHING_MODES:
             raise UsageError(f"smoothing: expected one of {', '.join(SMOOTHING_MODES)}, got {self.smoothing!r}")
@@ -139,7 +149,7 @@ def analysis_stride(config: ProcessConfig, fps: float | Fraction, kind: str) -> 
     """
     if config.analyze_stride > 0:
         return config.analyze_stride
-    if kind != "filters" or config.smoothing == "off" or config.half_life_s <= 0:
+    if kind != "filters" or not config.smooths:
         return 1
     return max(1, round(AUTO_STRIDE_HALF_LIVES * config.half_life_s * float(fps)))
 
